@@ -1,0 +1,1214 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * CPR state store: fds named by (name, index) and named opaque sections,
+ * their serialised form, and the sealed memfd it travels in.
+ *
+ * Both kinds of entry live in a table that keeps insertion order and finds
+ * keys through an open addressing hash table (linear probing, backward-shift
+ * deletion, so no tombstones): save, find and delete are O(1) on average.
+ * Insertion order is an array of entries in which deletions leave holes,
+ * squeezed out once they make up a third of it; a count of live entries per
+ * block of 64 slots lets the i-th entry be found past the holes in
+ * O(i / 64).  Entries are allocated one by one, so the pointers handed out
+ * stay put until that entry is deleted.
+ *
+ * cpr_state_parse() is where bytes from another process come in: every
+ * length is checked against what is left before anything is read, one
+ * encoding only is accepted (exact record lengths, zero padding, no
+ * trailing bytes; only the order of fd and section records may vary), and
+ * failures name the problem and its byte offset.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/types.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vfio_cpr/log.h"
+#include "vfio_cpr/state.h"
+
+/* Serialised form; see state.h. */
+#define REC_FD		1
+#define REC_SECTION	2
+
+struct wire_header {
+	char magic[8];
+	__u32 version;
+	__u32 header_len;
+	__u64 total_len;
+	__u32 nr_records;
+	__u32 checksum;
+};
+
+struct wire_rec {
+	__u32 type;
+	__u32 rec_len;
+};
+
+struct wire_fd {		/* follows struct wire_rec, then the name */
+	__u32 index;
+	__s32 fd;
+	__u32 kind;
+	__u32 name_len;
+};
+
+struct wire_section {		/* follows struct wire_rec, then name, data */
+	__u32 data_len;
+	__u32 name_len;
+};
+
+#define FD_FIXED	(sizeof(struct wire_rec) + sizeof(struct wire_fd))
+#define SECTION_FIXED	(sizeof(struct wire_rec) + sizeof(struct wire_section))
+/* The smallest record: a section with a one-byte name and no data. */
+#define REC_MIN		24
+
+static_assert(sizeof(struct wire_header) == 32, "header layout");
+static_assert(sizeof(struct wire_rec) == 8, "record header layout");
+static_assert(FD_FIXED == 24, "fd record layout");
+static_assert(SECTION_FIXED == 16, "section record layout");
+static_assert(CPR_STATE_MAX < UINT32_MAX, "section and record lengths");
+
+static const char state_magic[8] = CPR_STATE_MAGIC;
+
+struct cpr_entry {
+	struct cpr_fd_rec rec;	/* sections use name only */
+	void *data;		/* sections: never NULL, even when len is 0 */
+	size_t len;
+	size_t pos;		/* slot in the table's order[] */
+	__u32 hash;
+	__u32 name_len;
+	char name[];
+};
+
+#define BLK	64		/* slots of order[] per blk_live[] count */
+
+struct cpr_table {
+	struct cpr_entry **order;	/* insertion order, NULL = deleted */
+	unsigned char *blk_live;	/* live entries per BLK slots */
+	size_t nr_slots;		/* slots of order[] in use */
+	size_t order_cap;		/* a multiple of BLK */
+	size_t nr_live;
+	size_t first_hole;		/* order[] is dense below this slot */
+	struct cpr_entry **hash;	/* open addressing, linear probing */
+	size_t hash_size;		/* a power of two, or 0 */
+};
+
+struct cpr_state {
+	struct cpr_table fds;
+	struct cpr_table sections;
+};
+
+/* ---- Hash table keeping insertion order ---- */
+
+static __u32 key_hash(const char *name, size_t len, __u32 index)
+{
+	__u32 h = 2166136261u;	/* FNV-1a over the name */
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 16777619u;
+	}
+	/* Mix the index in and avalanche, so that vectors 0..N spread. */
+	h ^= index * 0x9e3779b9u;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Slot holding the key, or the empty slot where its probe stops. */
+static size_t tab_slot(const struct cpr_table *t, const char *name,
+		       size_t len, __u32 index, __u32 h)
+{
+	size_t mask = t->hash_size - 1;
+	size_t i = h & mask;
+	struct cpr_entry *e;
+
+	while ((e = t->hash[i])) {
+		if (e->hash == h && e->rec.index == index &&
+		    e->name_len == len && !memcmp(e->name, name, len))
+			break;
+		i = (i + 1) & mask;
+	}
+	return i;
+}
+
+static struct cpr_entry *tab_find(const struct cpr_table *t, const char *name,
+				  size_t len, __u32 index, __u32 h)
+{
+	if (!t->hash_size)
+		return NULL;
+	return t->hash[tab_slot(t, name, len, index, h)];
+}
+
+static void hash_put(struct cpr_entry **hash, size_t size,
+		     struct cpr_entry *e)
+{
+	size_t i = e->hash & (size - 1);
+
+	while (hash[i])
+		i = (i + 1) & (size - 1);
+	hash[i] = e;
+}
+
+/* Room for one more entry: load factor at most 1/2. */
+static int tab_reserve(struct cpr_table *t)
+{
+	struct cpr_entry **hash;
+	size_t i, size;
+
+	if (t->nr_slots == t->order_cap) {
+		size_t cap = t->order_cap ? t->order_cap * 2 : BLK;
+		struct cpr_entry **order;
+		unsigned char *blk;
+
+		blk = realloc(t->blk_live, cap / BLK);
+		if (!blk)
+			return -ENOMEM;
+		memset(blk + t->order_cap / BLK, 0, (cap - t->order_cap) / BLK);
+		t->blk_live = blk;
+		order = realloc(t->order, cap * sizeof(*order));
+		if (!order)
+			return -ENOMEM;
+		t->order = order;
+		t->order_cap = cap;
+	}
+	if ((t->nr_live + 1) * 2 <= t->hash_size)
+		return 0;
+
+	size = t->hash_size ? t->hash_size * 2 : 32;
+	hash = calloc(size, sizeof(*hash));
+	if (!hash)
+		return -ENOMEM;
+	for (i = 0; i < t->hash_size; i++)
+		if (t->hash[i])
+			hash_put(hash, size, t->hash[i]);
+	free(t->hash);
+	t->hash = hash;
+	t->hash_size = size;
+	return 0;
+}
+
+/* Add @e, whose key is not in @t yet, after tab_reserve() succeeded. */
+static void tab_add(struct cpr_table *t, struct cpr_entry *e)
+{
+	hash_put(t->hash, t->hash_size, e);
+	if (t->first_hole == t->nr_slots)
+		t->first_hole++;
+	e->pos = t->nr_slots;
+	t->order[t->nr_slots++] = e;
+	t->blk_live[e->pos / BLK]++;
+	t->nr_live++;
+}
+
+static void tab_compact(struct cpr_table *t)
+{
+	size_t i, n = 0;
+
+	memset(t->blk_live, 0, t->order_cap / BLK);
+	for (i = 0; i < t->nr_slots; i++) {
+		if (!t->order[i])
+			continue;
+		t->order[n] = t->order[i];
+		t->order[n]->pos = n;
+		t->blk_live[n / BLK]++;
+		n++;
+	}
+	t->nr_slots = n;
+	t->first_hole = n;
+}
+
+/* Unlink the entry at hash slot @slot and return it. */
+static struct cpr_entry *tab_remove(struct cpr_table *t, size_t slot)
+{
+	size_t mask = t->hash_size - 1;
+	struct cpr_entry *e = t->hash[slot];
+	size_t i = slot, j = slot, home;
+
+	/*
+	 * Backward shift: move later members of the probe run into the gap
+	 * unless that would put them before their home slot.
+	 */
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!t->hash[j])
+			break;
+		home = t->hash[j]->hash & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			t->hash[i] = t->hash[j];
+			i = j;
+		}
+	}
+	t->hash[i] = NULL;
+
+	t->order[e->pos] = NULL;
+	t->blk_live[e->pos / BLK]--;
+	t->nr_live--;
+	if (e->pos < t->first_hole)
+		t->first_hole = e->pos;
+	while (t->nr_slots && !t->order[t->nr_slots - 1])
+		t->nr_slots--;
+	if (t->first_hole > t->nr_slots)
+		t->first_hole = t->nr_slots;
+	/* Amortised O(1): each squeeze is paid for by the deletions. */
+	if ((t->nr_slots - t->nr_live) * 2 > t->nr_live)
+		tab_compact(t);
+	return e;
+}
+
+/* The @i-th live entry in insertion order, or NULL. */
+static struct cpr_entry *tab_at(const struct cpr_table *t, size_t i)
+{
+	size_t blk, slot, rank;
+
+	if (i >= t->nr_live)
+		return NULL;
+	if (i < t->first_hole)
+		return t->order[i];
+	/* Every slot below first_hole is live: start at its block. */
+	blk = t->first_hole / BLK;
+	rank = blk * BLK;
+	while (rank + t->blk_live[blk] <= i)
+		rank += t->blk_live[blk++];
+	for (slot = blk * BLK; slot < t->nr_slots; slot++) {
+		if (!t->order[slot])
+			continue;
+		if (rank == i)
+			return t->order[slot];
+		rank++;
+	}
+	return NULL;
+}
+
+static void entry_free(struct cpr_entry *e)
+{
+	if (!e)
+		return;
+	free(e->data);
+	free(e);
+}
+
+static void tab_free(struct cpr_table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr_slots; i++)
+		entry_free(t->order[i]);
+	free(t->order);
+	free(t->blk_live);
+	free(t->hash);
+}
+
+static struct cpr_entry *entry_new(const char *name, size_t len,
+				   __u32 index, __u32 h)
+{
+	struct cpr_entry *e = calloc(1, sizeof(*e) + len + 1);
+
+	if (!e)
+		return NULL;
+	memcpy(e->name, name, len);
+	e->name[len] = '\0';
+	e->name_len = len;
+	e->hash = h;
+	e->rec.name = e->name;
+	e->rec.index = index;
+	e->rec.fd = -1;
+	return e;
+}
+
+/* ---- The store ---- */
+
+struct cpr_state *cpr_state_new(void)
+{
+	struct cpr_state *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		cpr_err(-ENOMEM, "allocate a CPR state");
+	return st;
+}
+
+void cpr_state_free(struct cpr_state *st)
+{
+	if (!st)
+		return;
+	tab_free(&st->fds);
+	tab_free(&st->sections);
+	free(st);
+}
+
+/* Length of a valid name, else 0 (and a message when @what is set). */
+static size_t name_len_ok(const char *name, const char *what, __u32 index)
+{
+	size_t len;
+
+	if (!name) {
+		if (what)
+			cpr_err(-EINVAL, "%s [%u]: no name given", what, index);
+		return 0;
+	}
+	len = strnlen(name, CPR_NAME_MAX + 1);
+	if (len && len <= CPR_NAME_MAX)
+		return len;
+	if (what)
+		cpr_err(-EINVAL, "%s '%.40s'[%u]: name must be 1 to %d bytes",
+			what, name, index, CPR_NAME_MAX);
+	return 0;
+}
+
+int cpr_state_save_fd(struct cpr_state *st, const char *name, __u32 index,
+		      int fd)
+{
+	struct cpr_entry *e;
+	size_t len;
+	__u32 h;
+	int kind;
+
+	if (!st)
+		return cpr_err(-EINVAL, "save fd %d: no state", fd);
+	len = name_len_ok(name, "save fd", index);
+	if (!len)
+		return -EINVAL;
+	kind = cpr_fd_kind_of(fd);
+	if (kind == -EBADF)
+		return cpr_err(-EBADF, "save fd '%s'[%u]: fd %d is not open",
+			       name, index, fd);
+	if (kind < 0)
+		return cpr_err(kind, "save fd '%s'[%u]: cannot tell what fd %d is",
+			       name, index, fd);
+	h = key_hash(name, len, index);
+	e = tab_find(&st->fds, name, len, index, h);
+	if (e)
+		return cpr_err(-EEXIST,
+			       "save fd '%s'[%u] = %d: already saved as fd %d",
+			       name, index, fd, e->rec.fd);
+	if (tab_reserve(&st->fds))
+		return cpr_err(-ENOMEM, "save fd '%s'[%u]: grow the table",
+			       name, index);
+	e = entry_new(name, len, index, h);
+	if (!e)
+		return cpr_err(-ENOMEM, "save fd '%s'[%u]: allocate the entry",
+			       name, index);
+	e->rec.fd = fd;
+	e->rec.kind = kind;
+	tab_add(&st->fds, e);
+	return 0;
+}
+
+int cpr_state_find_fd(const struct cpr_state *st, const char *name,
+		      __u32 index)
+{
+	struct cpr_entry *e;
+	size_t len;
+
+	if (!st)
+		return -1;
+	len = name_len_ok(name, NULL, index);
+	if (!len)
+		return -1;
+	e = tab_find(&st->fds, name, len, index, key_hash(name, len, index));
+	return e ? e->rec.fd : -1;
+}
+
+int cpr_state_delete_fd(struct cpr_state *st, const char *name,
+			__u32 index)
+{
+	size_t len, slot;
+	__u32 h;
+
+	if (!st)
+		return cpr_err(-EINVAL, "delete fd [%u]: no state", index);
+	len = name_len_ok(name, "delete fd", index);
+	if (!len)
+		return -EINVAL;
+	h = key_hash(name, len, index);
+	if (!tab_find(&st->fds, name, len, index, h))
+		return -ENOENT;	/* a query: the caller decides */
+	slot = tab_slot(&st->fds, name, len, index, h);
+	entry_free(tab_remove(&st->fds, slot));
+	return 0;
+}
+
+unsigned int cpr_state_nr_fds(const struct cpr_state *st)
+{
+	return st ? st->fds.nr_live : 0;
+}
+
+const struct cpr_fd_rec *cpr_state_fd_at(const struct cpr_state *st,
+					 unsigned int i)
+{
+	struct cpr_entry *e = st ? tab_at(&st->fds, i) : NULL;
+
+	return e ? &e->rec : NULL;
+}
+
+/* ---- Sections ---- */
+
+static struct cpr_entry *section_find(const struct cpr_state *st,
+				      const char *name)
+{
+	size_t len;
+
+	if (!st)
+		return NULL;
+	len = name_len_ok(name, NULL, 0);
+	if (!len)
+		return NULL;
+	return tab_find(&st->sections, name, len, 0, key_hash(name, len, 0));
+}
+
+int cpr_state_set_section(struct cpr_state *st, const char *name,
+			  const void *data, size_t len)
+{
+	struct cpr_entry *e;
+	size_t name_len;
+	void *copy;
+	__u32 h;
+
+	if (!st)
+		return cpr_err(-EINVAL, "set section: no state");
+	name_len = name_len_ok(name, "set section", 0);
+	if (!name_len)
+		return -EINVAL;
+	if (len > CPR_SECTION_MAX)
+		return cpr_err(-EFBIG,
+			       "set section '%s': %zu bytes, more than the %u a section may hold",
+			       name, len, CPR_SECTION_MAX);
+	if (!data && len)
+		return cpr_err(-EINVAL, "set section '%s': %zu bytes at NULL",
+			       name, len);
+
+	copy = malloc(len ? len : 1);
+	if (!copy)
+		return cpr_err(-ENOMEM, "set section '%s': allocate %zu bytes",
+			       name, len);
+	if (len)
+		memcpy(copy, data, len);
+
+	h = key_hash(name, name_len, 0);
+	e = tab_find(&st->sections, name, name_len, 0, h);
+	if (e) {
+		/* Replaced in place: it keeps its position. */
+		free(e->data);
+		e->data = copy;
+		e->len = len;
+		return 0;
+	}
+	if (tab_reserve(&st->sections)) {
+		free(copy);
+		return cpr_err(-ENOMEM, "set section '%s': grow the table",
+			       name);
+	}
+	e = entry_new(name, name_len, 0, h);
+	if (!e) {
+		free(copy);
+		return cpr_err(-ENOMEM, "set section '%s': allocate the entry",
+			       name);
+	}
+	e->data = copy;
+	e->len = len;
+	tab_add(&st->sections, e);
+	return 0;
+}
+
+const void *cpr_state_get_section(const struct cpr_state *st,
+				  const char *name, size_t *len)
+{
+	struct cpr_entry *e = section_find(st, name);
+
+	if (len)
+		*len = e ? e->len : 0;
+	return e ? e->data : NULL;
+}
+
+int cpr_state_delete_section(struct cpr_state *st, const char *name)
+{
+	size_t len, slot;
+	__u32 h;
+
+	if (!st)
+		return cpr_err(-EINVAL, "delete section: no state");
+	len = name_len_ok(name, "delete section", 0);
+	if (!len)
+		return -EINVAL;
+	h = key_hash(name, len, 0);
+	if (!tab_find(&st->sections, name, len, 0, h))
+		return -ENOENT;	/* a query: the caller decides */
+	slot = tab_slot(&st->sections, name, len, 0, h);
+	entry_free(tab_remove(&st->sections, slot));
+	return 0;
+}
+
+unsigned int cpr_state_nr_sections(const struct cpr_state *st)
+{
+	return st ? st->sections.nr_live : 0;
+}
+
+int cpr_state_section_at(const struct cpr_state *st, unsigned int i,
+			 const char **name, const void **data, size_t *len)
+{
+	struct cpr_entry *e = st ? tab_at(&st->sections, i) : NULL;
+
+	/* The end of an iteration, not an error: no message. */
+	if (!e)
+		return -ENOENT;
+	if (name)
+		*name = e->name;
+	if (data)
+		*data = e->data;
+	if (len)
+		*len = e->len;
+	return 0;
+}
+
+int cpr_state_set_u64(struct cpr_state *st, const char *name, __u64 val)
+{
+	return cpr_state_set_section(st, name, &val, sizeof(val));
+}
+
+int cpr_state_get_u64(const struct cpr_state *st, const char *name,
+		      __u64 *val)
+{
+	struct cpr_entry *e;
+
+	if (!st || !val)
+		return cpr_err(-EINVAL, "read u64 section: no state or result");
+	if (!name_len_ok(name, "read u64 section", 0))
+		return -EINVAL;
+	e = section_find(st, name);
+	if (!e)
+		return -ENOENT;	/* a query: the caller decides */
+	if (e->len != sizeof(*val))
+		return cpr_err(-EINVAL,
+			       "read u64 section '%s': it holds %zu bytes, not %zu",
+			       name, e->len, sizeof(*val));
+	memcpy(val, e->data, sizeof(*val));
+	return 0;
+}
+
+/* ---- CRC-32 ---- */
+
+static __u32 crc_table[256];
+
+__attribute__((constructor)) static void crc_table_init(void)
+{
+	__u32 c, i;
+	int bit;
+
+	for (i = 0; i < 256; i++) {
+		c = i;
+		for (bit = 0; bit < 8; bit++)
+			c = (c >> 1) ^ ((c & 1) ? 0xedb88320u : 0);
+		crc_table[i] = c;
+	}
+}
+
+__u32 cpr_crc32(__u32 crc, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	crc = ~crc;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* CRC of a serialised state, its checksum field counted as zero. */
+static __u32 state_crc(const unsigned char *p, size_t total)
+{
+	static const unsigned char zero[4];
+	size_t at = offsetof(struct wire_header, checksum);
+	__u32 crc;
+
+	crc = cpr_crc32(0, p, at);
+	crc = cpr_crc32(crc, zero, sizeof(zero));
+	return cpr_crc32(crc, p + at + 4, total - at - 4);
+}
+
+/* ---- Serialisation ---- */
+
+static __u64 align8(__u64 n)
+{
+	return (n + 7) & ~(__u64)7;
+}
+
+static __u64 fd_rec_len(const struct cpr_entry *e)
+{
+	return align8(FD_FIXED + e->name_len);
+}
+
+static __u64 section_rec_len(const struct cpr_entry *e)
+{
+	return align8(SECTION_FIXED + e->name_len + e->len);
+}
+
+int cpr_state_to_buf(const struct cpr_state *st, void **buf, size_t *len)
+{
+	struct wire_header hdr = { .version = CPR_STATE_VERSION };
+	__u64 total = sizeof(hdr);
+	struct cpr_entry *e;
+	unsigned char *p;
+	size_t i, off;
+
+	if (!st || !buf || !len)
+		return cpr_err(-EINVAL, "serialise state: no state or result");
+
+	for (i = 0; i < st->fds.nr_slots; i++) {
+		e = st->fds.order[i];
+		if (e)
+			total += fd_rec_len(e);
+	}
+	for (i = 0; i < st->sections.nr_slots; i++) {
+		e = st->sections.order[i];
+		if (e)
+			total += section_rec_len(e);
+	}
+	/* Entries are bounded by memory, sections by CPR_SECTION_MAX. */
+	if (total > CPR_STATE_MAX)
+		return cpr_err(-EFBIG,
+			       "serialise state: %llu bytes, more than the %u a state may have",
+			       (unsigned long long)total, CPR_STATE_MAX);
+
+	p = calloc(1, total);
+	if (!p)
+		return cpr_err(-ENOMEM, "serialise state: allocate %llu bytes",
+			       (unsigned long long)total);
+
+	off = sizeof(hdr);
+	for (i = 0; i < st->fds.nr_slots; i++) {
+		struct wire_rec rh = { .type = REC_FD };
+		struct wire_fd fr;
+
+		e = st->fds.order[i];
+		if (!e)
+			continue;
+		rh.rec_len = fd_rec_len(e);
+		fr.index = e->rec.index;
+		fr.fd = e->rec.fd;
+		fr.kind = e->rec.kind;
+		fr.name_len = e->name_len;
+		memcpy(p + off, &rh, sizeof(rh));
+		memcpy(p + off + sizeof(rh), &fr, sizeof(fr));
+		memcpy(p + off + FD_FIXED, e->name, e->name_len);
+		off += rh.rec_len;
+	}
+	for (i = 0; i < st->sections.nr_slots; i++) {
+		struct wire_rec rh = { .type = REC_SECTION };
+		struct wire_section sr;
+
+		e = st->sections.order[i];
+		if (!e)
+			continue;
+		rh.rec_len = section_rec_len(e);
+		sr.data_len = e->len;
+		sr.name_len = e->name_len;
+		memcpy(p + off, &rh, sizeof(rh));
+		memcpy(p + off + sizeof(rh), &sr, sizeof(sr));
+		memcpy(p + off + SECTION_FIXED, e->name, e->name_len);
+		memcpy(p + off + SECTION_FIXED + e->name_len, e->data, e->len);
+		off += rh.rec_len;
+	}
+
+	memcpy(hdr.magic, state_magic, sizeof(hdr.magic));
+	hdr.header_len = sizeof(hdr);
+	hdr.total_len = total;
+	hdr.nr_records = st->fds.nr_live + st->sections.nr_live;
+	memcpy(p, &hdr, sizeof(hdr));
+	hdr.checksum = state_crc(p, total);
+	memcpy(p + offsetof(struct wire_header, checksum), &hdr.checksum,
+	       sizeof(hdr.checksum));
+
+	*buf = p;
+	*len = total;
+	return 0;
+}
+
+int cpr_state_to_memfd(const struct cpr_state *st, int *memfd)
+{
+	const int seals = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
+			  F_SEAL_SEAL;
+	size_t len, done = 0;
+	void *buf;
+	int fd, ret;
+
+	if (!memfd)
+		return cpr_err(-EINVAL, "serialise state to a memfd: no result");
+	ret = cpr_state_to_buf(st, &buf, &len);
+	if (ret)
+		return ret;
+
+	fd = memfd_create("vfio_cpr_state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		ret = cpr_err(-errno, "memfd_create(vfio_cpr_state)");
+		goto out;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, (char *)buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = cpr_err(n ? -errno : -EIO,
+				      "write the state to memfd %d at offset %zu of %zu",
+				      fd, done, len);
+			goto out_close;
+		}
+		done += n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, seals) < 0) {
+		ret = cpr_err(-errno, "seal state memfd %d", fd);
+		goto out_close;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		ret = cpr_err(-errno, "rewind state memfd %d", fd);
+		goto out_close;
+	}
+	*memfd = fd;
+	ret = 0;
+	goto out;
+
+out_close:
+	close(fd);
+out:
+	free(buf);
+	return ret;
+}
+
+/* ---- Parsing: every byte is hostile ---- */
+
+/* Record why in *@why, then report like cpr_err() (and check the format). */
+#define refuse(why, e, err, ...) (*(why) = (e), cpr_err(err, __VA_ARGS__))
+
+/* @name (@len bytes) made printable for a message. */
+static const char *printable(char *dst, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		dst[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
+	dst[len] = '\0';
+	return dst;
+}
+
+struct parse_ctx {
+	const unsigned char *p;
+	unsigned int flags;
+	struct cpr_state *st;
+	enum cpr_state_error why;
+	__u32 nr;		/* number of the record being parsed */
+	size_t off;		/* its offset */
+	__u32 rec_len;		/* its length, within the buffer */
+};
+
+/*
+ * Check the name (and the @data_len bytes after it) of the record at
+ * c->off, whose fixed part is @fixed bytes: the record must be exactly long
+ * enough for them, its padding zero.
+ */
+static int parse_name(struct parse_ctx *c, size_t fixed, __u32 name_len,
+		      __u64 data_len)
+{
+	const unsigned char *rec = c->p + c->off;
+	__u64 need = fixed + (__u64)name_len + data_len;
+	size_t i;
+
+	if (!name_len || name_len > CPR_NAME_MAX)
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: name length %u is not 1 to %d",
+			      c->nr, c->off, name_len, CPR_NAME_MAX);
+	if (need > c->rec_len)
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: name and data run past its length %u",
+			      c->nr, c->off, c->rec_len);
+	if (align8(need) != c->rec_len)
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: length %u, but its contents take %llu",
+			      c->nr, c->off, c->rec_len,
+			      (unsigned long long)align8(need));
+	if (memchr(rec + fixed, '\0', name_len))
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: name holds a NUL byte",
+			      c->nr, c->off);
+	for (i = need; i < c->rec_len; i++)
+		if (rec[i])
+			return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+				      "record %u: padding byte at offset %zu is not zero",
+				      c->nr, c->off + i);
+	return 0;
+}
+
+/* With CPR_PARSE_CHECK_FDS: the recorded fd is open, of the recorded kind. */
+static int check_fd(struct parse_ctx *c, const struct cpr_entry *e)
+{
+	char shown[CPR_NAME_MAX + 1];
+	int fd = e->rec.fd;
+	int kind = cpr_fd_kind_of(fd);
+
+	printable(shown, e->name, e->name_len);
+	if (kind == -EBADF)
+		return refuse(&c->why, CPR_STATE_EFD_CLOSED, -EBADF,
+			      "record %u at offset %zu: fd record '%s'[%u]: fd %d is not open in this process",
+			      c->nr, c->off, shown, e->rec.index, fd);
+	if (kind < 0)
+		return refuse(&c->why, CPR_STATE_EFD_KIND, kind,
+			      "record %u at offset %zu: fd record '%s'[%u]: cannot tell the kind of fd %d",
+			      c->nr, c->off, shown, e->rec.index, fd);
+	if (kind != e->rec.kind)
+		return refuse(&c->why, CPR_STATE_EFD_KIND, -EBADFD,
+			      "record %u at offset %zu: fd record '%s'[%u]: fd %d is a %s, recorded as %s (wrong kind)",
+			      c->nr, c->off, shown, e->rec.index, fd,
+			      cpr_fd_kind_name(kind),
+			      cpr_fd_kind_name(e->rec.kind));
+	return 0;
+}
+
+static int parse_fd_rec(struct parse_ctx *c)
+{
+	const unsigned char *rec = c->p + c->off;
+	const char *name = (const char *)rec + FD_FIXED;
+	char shown[CPR_NAME_MAX + 1];
+	struct cpr_entry *e;
+	struct wire_fd fr;
+	__u32 h;
+	int ret;
+
+	if (c->rec_len < FD_FIXED)
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: fd record of %u bytes, shorter than its fixed part",
+			      c->nr, c->off, c->rec_len);
+	memcpy(&fr, rec + sizeof(struct wire_rec), sizeof(fr));
+	ret = parse_name(c, FD_FIXED, fr.name_len, 0);
+	if (ret)
+		return ret;
+	printable(shown, name, fr.name_len);
+	if (fr.fd < 0)
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: fd record '%s'[%u]: negative fd %d",
+			      c->nr, c->off, shown, fr.index, fr.fd);
+	if (fr.kind >= CPR_FD_KIND_MAX)
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: fd record '%s'[%u]: unknown fd kind %u",
+			      c->nr, c->off, shown, fr.index, fr.kind);
+
+	h = key_hash(name, fr.name_len, fr.index);
+	if (tab_find(&c->st->fds, name, fr.name_len, fr.index, h))
+		return refuse(&c->why, CPR_STATE_EDUPLICATE, -EBADMSG,
+			      "record %u at offset %zu: duplicate fd record '%s'[%u]",
+			      c->nr, c->off, shown, fr.index);
+	if (tab_reserve(&c->st->fds))
+		return cpr_err(-ENOMEM, "record %u: grow the fd table", c->nr);
+	e = entry_new(name, fr.name_len, fr.index, h);
+	if (!e)
+		return cpr_err(-ENOMEM, "record %u: allocate an fd entry", c->nr);
+	e->rec.fd = fr.fd;
+	e->rec.kind = fr.kind;
+	tab_add(&c->st->fds, e);
+
+	if (c->flags & CPR_PARSE_CHECK_FDS)
+		return check_fd(c, e);
+	return 0;
+}
+
+static int parse_section_rec(struct parse_ctx *c)
+{
+	const unsigned char *rec = c->p + c->off;
+	const char *name = (const char *)rec + SECTION_FIXED;
+	char shown[CPR_NAME_MAX + 1];
+	struct wire_section sr;
+	struct cpr_entry *e;
+	void *data;
+	__u32 h;
+	int ret;
+
+	if (c->rec_len < SECTION_FIXED)
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: section record of %u bytes, shorter than its fixed part",
+			      c->nr, c->off, c->rec_len);
+	memcpy(&sr, rec + sizeof(struct wire_rec), sizeof(sr));
+	if (sr.data_len > CPR_SECTION_MAX)
+		return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+			      "record %u at offset %zu: section of %u bytes, more than the %u a section may hold",
+			      c->nr, c->off, sr.data_len, CPR_SECTION_MAX);
+	ret = parse_name(c, SECTION_FIXED, sr.name_len, sr.data_len);
+	if (ret)
+		return ret;
+
+	h = key_hash(name, sr.name_len, 0);
+	if (tab_find(&c->st->sections, name, sr.name_len, 0, h))
+		return refuse(&c->why, CPR_STATE_EDUPLICATE, -EBADMSG,
+			      "record %u at offset %zu: duplicate section '%s'",
+			      c->nr, c->off,
+			      printable(shown, name, sr.name_len));
+	if (tab_reserve(&c->st->sections))
+		return cpr_err(-ENOMEM, "record %u: grow the section table",
+			       c->nr);
+	data = malloc(sr.data_len ? sr.data_len : 1);
+	if (!data)
+		return cpr_err(-ENOMEM, "record %u: allocate %u bytes of section",
+			       c->nr, sr.data_len);
+	memcpy(data, rec + SECTION_FIXED + sr.name_len, sr.data_len);
+	e = entry_new(name, sr.name_len, 0, h);
+	if (!e) {
+		free(data);
+		return cpr_err(-ENOMEM, "record %u: allocate a section entry",
+			       c->nr);
+	}
+	e->data = data;
+	e->len = sr.data_len;
+	tab_add(&c->st->sections, e);
+	return 0;
+}
+
+/* The header: everything before the records, checksum included. */
+static int parse_header(struct parse_ctx *c, size_t len,
+			struct wire_header *hdr)
+{
+	__u32 crc;
+
+	if (len < sizeof(*hdr))
+		return refuse(&c->why, CPR_STATE_ETRUNCATED, -EBADMSG,
+			      "state truncated: %zu bytes, shorter than its %zu-byte header",
+			      len, sizeof(*hdr));
+	memcpy(hdr, c->p, sizeof(*hdr));
+	if (memcmp(hdr->magic, state_magic, sizeof(hdr->magic)))
+		return refuse(&c->why, CPR_STATE_EMAGIC, -EBADMSG,
+			      "bad magic at offset 0: not a vfio_cpr state");
+	if (hdr->version != CPR_STATE_VERSION)
+		return refuse(&c->why, CPR_STATE_EVERSION, -EPROTONOSUPPORT,
+			      "state version %u at offset %zu: only version %d is known here",
+			      hdr->version,
+			      offsetof(struct wire_header, version),
+			      CPR_STATE_VERSION);
+	if (hdr->header_len != sizeof(*hdr))
+		return refuse(&c->why, CPR_STATE_ELENGTH, -EBADMSG,
+			      "header_len %u at offset %zu: a version %d header is %zu bytes",
+			      hdr->header_len,
+			      offsetof(struct wire_header, header_len),
+			      CPR_STATE_VERSION, sizeof(*hdr));
+	if (hdr->total_len < sizeof(*hdr) || hdr->total_len > CPR_STATE_MAX ||
+	    hdr->total_len % 8)
+		return refuse(&c->why, CPR_STATE_ELENGTH, -EBADMSG,
+			      "total_len %llu at offset %zu: not a multiple of 8 from %zu to %u",
+			      (unsigned long long)hdr->total_len,
+			      offsetof(struct wire_header, total_len),
+			      sizeof(*hdr), CPR_STATE_MAX);
+	if (len < hdr->total_len)
+		return refuse(&c->why, CPR_STATE_ETRUNCATED, -EBADMSG,
+			      "state truncated: %zu bytes of the %llu its total_len says",
+			      len, (unsigned long long)hdr->total_len);
+	if (len > hdr->total_len)
+		return refuse(&c->why, CPR_STATE_ELENGTH, -EBADMSG,
+			      "%llu stray bytes after the state's total_len of %llu",
+			      (unsigned long long)(len - hdr->total_len),
+			      (unsigned long long)hdr->total_len);
+	if (hdr->nr_records > (hdr->total_len - sizeof(*hdr)) / REC_MIN)
+		return refuse(&c->why, CPR_STATE_ELENGTH, -EBADMSG,
+			      "nr_records %u at offset %zu cannot fit in a state of %llu bytes",
+			      hdr->nr_records,
+			      offsetof(struct wire_header, nr_records),
+			      (unsigned long long)hdr->total_len);
+	crc = state_crc(c->p, hdr->total_len);
+	if (crc != hdr->checksum)
+		return refuse(&c->why, CPR_STATE_ECHECKSUM, -EBADMSG,
+			      "checksum mismatch: the header says 0x%08x, the %llu bytes give 0x%08x",
+			      hdr->checksum,
+			      (unsigned long long)hdr->total_len, crc);
+	return 0;
+}
+
+static int parse_records(struct parse_ctx *c, const struct wire_header *hdr)
+{
+	size_t total = hdr->total_len;
+	struct wire_rec rh;
+	int ret;
+
+	c->off = hdr->header_len;
+	for (c->nr = 0; c->nr < hdr->nr_records; c->nr++) {
+		size_t left = total - c->off;
+
+		if (left < sizeof(rh))
+			return refuse(&c->why, CPR_STATE_EOVERRUN, -EBADMSG,
+				      "record %u at offset %zu overruns the state: %zu bytes left",
+				      c->nr, c->off, left);
+		memcpy(&rh, c->p + c->off, sizeof(rh));
+		if (rh.rec_len < sizeof(rh) || rh.rec_len % 8)
+			return refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+				      "record %u at offset %zu: length %u is not a multiple of 8 from 8",
+				      c->nr, c->off, rh.rec_len);
+		if (rh.rec_len > left)
+			return refuse(&c->why, CPR_STATE_EOVERRUN, -EBADMSG,
+				      "record %u at offset %zu: length %u overruns the state (%zu bytes left)",
+				      c->nr, c->off, rh.rec_len, left);
+		c->rec_len = rh.rec_len;
+		switch (rh.type) {
+		case REC_FD:
+			ret = parse_fd_rec(c);
+			break;
+		case REC_SECTION:
+			ret = parse_section_rec(c);
+			break;
+		default:
+			ret = refuse(&c->why, CPR_STATE_ERECORD, -EBADMSG,
+				     "record %u at offset %zu: unknown type %u",
+				     c->nr, c->off, rh.type);
+		}
+		if (ret)
+			return ret;
+		c->off += rh.rec_len;
+	}
+	if (c->off != total)
+		return refuse(&c->why, CPR_STATE_ELENGTH, -EBADMSG,
+			      "%zu trailing bytes at offset %zu after the %u records of nr_records",
+			      total - c->off, c->off, hdr->nr_records);
+	return 0;
+}
+
+int cpr_state_parse(const void *buf, size_t len, unsigned int flags,
+		    struct cpr_state **out, enum cpr_state_error *why)
+{
+	struct parse_ctx c = { .p = buf, .flags = flags };
+	struct wire_header hdr;
+	int ret;
+
+	if (why)
+		*why = CPR_STATE_OK;
+	if (!out || (!buf && len) || (flags & ~CPR_PARSE_CHECK_FDS))
+		return cpr_err(-EINVAL, "parse state: bad arguments (flags 0x%x)",
+			       flags);
+
+	ret = parse_header(&c, len, &hdr);
+	if (ret)
+		goto fail;
+	c.st = calloc(1, sizeof(*c.st));
+	if (!c.st) {
+		ret = cpr_err(-ENOMEM, "parse state: allocate the store");
+		goto fail;
+	}
+	ret = parse_records(&c, &hdr);
+	if (ret) {
+		cpr_state_free(c.st);
+		goto fail;
+	}
+	*out = c.st;
+	return 0;
+
+fail:
+	if (why)
+		*why = c.why;
+	return ret;
+}
+
+int cpr_state_from_memfd(int memfd, unsigned int flags,
+			 struct cpr_state **out, enum cpr_state_error *why)
+{
+	const int all = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
+			F_SEAL_SEAL;
+	enum cpr_state_error dummy;
+	size_t size, done = 0;
+	unsigned char *buf;
+	struct stat sb;
+	int seals, kind, ret;
+
+	if (!why)
+		why = &dummy;
+	*why = CPR_STATE_OK;
+	if (!out)
+		return cpr_err(-EINVAL, "load state from fd %d: no result",
+			       memfd);
+
+	seals = fcntl(memfd, F_GET_SEALS);
+	if (seals < 0 && errno == EBADF)
+		return refuse(why, CPR_STATE_ENOT_MEMFD, -EBADF,
+			      "state fd %d is not open, so not a memfd", memfd);
+	if (seals < 0 && errno == EINVAL)
+		return refuse(why, CPR_STATE_ENOT_MEMFD, -EBADFD,
+			      "state fd %d is not a memfd: it has no seals",
+			      memfd);
+	if (seals < 0)
+		return refuse(why, CPR_STATE_ENOT_MEMFD, -errno,
+			      "state fd %d: read its seals to check it is a memfd",
+			      memfd);
+	/* tmpfs and hugetlbfs files answer F_GET_SEALS too. */
+	kind = cpr_fd_kind_of(memfd);
+	if (kind < 0)
+		return refuse(why, CPR_STATE_ENOT_MEMFD, kind,
+			      "state fd %d: tell whether it is a memfd", memfd);
+	if (kind != CPR_FD_MEMFD)
+		return refuse(why, CPR_STATE_ENOT_MEMFD, -EBADFD,
+			      "state fd %d (%s) is not a memfd",
+			      memfd, cpr_fd_kind_name(kind));
+	if ((seals & all) != all)
+		return refuse(why, CPR_STATE_ENOT_SEALED, -EBADFD,
+			      "state memfd %d is not sealed: it lacks%s%s%s%s",
+			      memfd,
+			      seals & F_SEAL_WRITE ? "" : " F_SEAL_WRITE",
+			      seals & F_SEAL_GROW ? "" : " F_SEAL_GROW",
+			      seals & F_SEAL_SHRINK ? "" : " F_SEAL_SHRINK",
+			      seals & F_SEAL_SEAL ? "" : " F_SEAL_SEAL");
+
+	if (fstat(memfd, &sb) < 0)
+		return cpr_err(-errno, "state memfd %d: fstat", memfd);
+	if (sb.st_size < 0 || (unsigned long long)sb.st_size > CPR_STATE_MAX)
+		return refuse(why, CPR_STATE_ELENGTH, -EBADMSG,
+			      "state memfd %d holds %lld bytes, more than the %u a state may have",
+			      memfd, (long long)sb.st_size, CPR_STATE_MAX);
+	size = sb.st_size;
+	buf = malloc(size ? size : 1);
+	if (!buf)
+		return cpr_err(-ENOMEM, "state memfd %d: allocate %zu bytes",
+			       memfd, size);
+	while (done < size) {
+		ssize_t n = pread(memfd, buf + done, size - done, done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = cpr_err(-errno, "read state memfd %d at offset %zu",
+				      memfd, done);
+			goto out;
+		}
+		if (!n)
+			break;	/* sealed, so it cannot shrink; parse tells */
+		done += n;
+	}
+	ret = cpr_state_parse(buf, done, flags, out, why);
+out:
+	free(buf);
+	return ret;
+}
+
+static const char * const state_error_names[CPR_STATE_ERROR_MAX] = {
+	[CPR_STATE_OK]		= "ok",
+	[CPR_STATE_ETRUNCATED]	= "truncated",
+	[CPR_STATE_EMAGIC]	= "bad magic",
+	[CPR_STATE_EVERSION]	= "unknown version",
+	[CPR_STATE_ELENGTH]	= "bad length",
+	[CPR_STATE_ECHECKSUM]	= "checksum mismatch",
+	[CPR_STATE_ERECORD]	= "bad record",
+	[CPR_STATE_EOVERRUN]	= "record overruns",
+	[CPR_STATE_EDUPLICATE]	= "duplicate",
+	[CPR_STATE_EFD_CLOSED]	= "fd not open",
+	[CPR_STATE_EFD_KIND]	= "fd of another kind",
+	[CPR_STATE_ENOT_MEMFD]	= "not a memfd",
+	[CPR_STATE_ENOT_SEALED]	= "not sealed",
+};
+
+const char *cpr_state_error_name(enum cpr_state_error e)
+{
+	if ((unsigned int)e >= CPR_STATE_ERROR_MAX)
+		return "invalid";
+	return state_error_names[e];
+}
