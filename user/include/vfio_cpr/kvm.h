@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A minimal KVM VM for interrupt delivery checks: in-kernel irqchip, a few
+ * vCPUs with their LAPIC software-enabled, MSI routes staged and committed
+ * in one KVM_SET_GSI_ROUTING per batch, irqfds, the KVM-VFIO pseudo device,
+ * and a tiny real-mode guest whose halted vCPU takes an interrupt in its
+ * handler and reports the vector with an OUT.
+ */
+#ifndef VFIO_CPR_KVM_H
+#define VFIO_CPR_KVM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <linux/types.h>
+#include <stddef.h>
+
+#define CPR_VM_MAX_VCPUS	8
+#define CPR_MSI_ADDR_BASE	0xfee00000u
+/* GSIs below this are the IOAPIC/PIC pins set up by KVM_CREATE_IRQCHIP. */
+#define CPR_GSI_FIRST		24
+#define CPR_GSI_MAX		4096
+/* Port the real-mode guest's interrupt handler writes the vector to. */
+#define CPR_GUEST_PORT		0xe9
+/* First vector with a handler in the guest (below are exceptions). */
+#define CPR_VECTOR_FIRST	32
+/* Realtime signal that interrupts KVM_RUN in cpr_vm_guest_wait(). */
+#define CPR_GUEST_WAIT_SIGNAL	(SIGRTMIN + 5)
+
+struct cpr_msi_msg {
+	__u32 addr_lo;
+	__u32 addr_hi;
+	__u32 data;
+};
+
+/* Fixed delivery, physical destination @apic_id, edge, @vector. */
+static inline struct cpr_msi_msg
+cpr_msi_msg_make(unsigned int apic_id, unsigned int vector)
+{
+	struct cpr_msi_msg m = {
+		.addr_lo = CPR_MSI_ADDR_BASE | ((apic_id & 0xff) << 12),
+		.addr_hi = 0,
+		.data = vector & 0xff,
+	};
+	return m;
+}
+
+static inline unsigned int cpr_msi_msg_vector(const struct cpr_msi_msg *m)
+{
+	return m->data & 0xff;
+}
+
+struct kvm_run;
+struct kvm_irq_routing;
+
+struct cpr_vm {
+	int kvm_fd;			/* /dev/kvm */
+	int vm_fd;
+	unsigned int nr_vcpus;
+	int vcpu_fd[CPR_VM_MAX_VCPUS];
+	struct kvm_run *run[CPR_VM_MAX_VCPUS];
+	size_t run_size;
+
+	void *mem;			/* guest memory at GPA 0 */
+	size_t mem_size;
+
+	__u64 gsi_used[CPR_GSI_MAX / 64];
+
+	struct kvm_irq_routing *routing;	/* staged routing table */
+	unsigned int routes_cap;
+	bool routes_dirty;
+	unsigned int routing_commits;	/* KVM_SET_GSI_ROUTING calls made */
+
+	int vfio_dev_fd;		/* KVM-VFIO device, -1 until made */
+
+	/* Private to the library. */
+	unsigned int max_routes;	/* KVM's table limit (pin routes too) */
+	unsigned short route_slot[CPR_GSI_MAX];	/* gsi -> staged entry + 1 */
+};
+
+/*
+ * Open /dev/kvm, create a VM with an in-kernel irqchip and @nr_vcpus vCPUs
+ * (APIC ids 0..n-1, all runnable, LAPIC software-enabled through SVR bit 8
+ * with LINT0 masked: the PIC is not used), map guest memory and load the
+ * real-mode guest into it.  -ENODEV: no /dev/kvm.  Every fd is O_CLOEXEC.
+ */
+int cpr_vm_create(struct cpr_vm **out, unsigned int nr_vcpus);
+/* Close everything the VM holds. NULL is fine. */
+void cpr_vm_destroy(struct cpr_vm *vm);
+
+/* Lowest free GSI >= CPR_GSI_FIRST, or -ENOSPC. */
+int cpr_vm_gsi_alloc(struct cpr_vm *vm);
+/* Claim a given GSI (successor rebuilding a saved layout); -EBUSY if used. */
+int cpr_vm_gsi_claim(struct cpr_vm *vm, unsigned int gsi);
+void cpr_vm_gsi_free(struct cpr_vm *vm, unsigned int gsi);
+
+/*
+ * Stage an MSI route for @gsi (replacing a staged one for the same GSI) or
+ * drop it (a GSI without a staged route: nothing to do).  Nothing reaches
+ * KVM until cpr_vm_routes_commit().  -ENOSPC when KVM's table would be
+ * full (4096 entries, of which the 40 default pin routes below).
+ */
+int cpr_vm_route_msi(struct cpr_vm *vm, unsigned int gsi,
+		     const struct cpr_msi_msg *msg);
+int cpr_vm_route_del(struct cpr_vm *vm, unsigned int gsi);
+/* Number of staged MSI routes. */
+unsigned int cpr_vm_nr_routes(const struct cpr_vm *vm);
+/*
+ * One KVM_SET_GSI_ROUTING with every staged route (no-op if unchanged).
+ * The table replaces KVM's whole one, so it always carries KVM's default
+ * pin routes too: GSI 0-23 to IOAPIC pins 0-23, GSI 0-15 to the PIC.
+ */
+int cpr_vm_routes_commit(struct cpr_vm *vm);
+
+/*
+ * KVM_IRQFD: attach @fd to @gsi (resample_fd < 0 for edge), or detach.
+ * An eventfd already signalled is injected when attached, by a kernel
+ * worker: poll for the IRR bit rather than test it once.
+ */
+int cpr_vm_irqfd_assign(struct cpr_vm *vm, int fd, unsigned int gsi,
+			int resample_fd);
+int cpr_vm_irqfd_deassign(struct cpr_vm *vm, int fd, unsigned int gsi);
+
+/* KVM_SIGNAL_MSI: inject @msg now.  -EIO if no LAPIC accepted it. */
+int cpr_vm_signal_msi(struct cpr_vm *vm, const struct cpr_msi_msg *msg);
+
+/* The 256-bit IRR of @vcpu's LAPIC, bit v = vector v requested. */
+int cpr_vm_lapic_irr(struct cpr_vm *vm, unsigned int vcpu, __u64 irr[4]);
+/* 1 if @vector is set in @vcpu's IRR, 0 if not, -errno on failure. */
+int cpr_vm_lapic_irr_test(struct cpr_vm *vm, unsigned int vcpu,
+			  unsigned int vector);
+/* Clear every IRR and ISR bit of @vcpu (an EOI for all, from outside). */
+int cpr_vm_lapic_clear(struct cpr_vm *vm, unsigned int vcpu);
+
+/*
+ * Run @vcpu (the real-mode guest halts with interrupts enabled) until its
+ * handler reports a vector through an OUT to CPR_GUEST_PORT; the ISR bit is
+ * then cleared from outside so the next interrupt can come.  -ETIMEDOUT if
+ * nothing came within @timeout_ms (< 0: no limit, 0 is -EINVAL); -EIO with
+ * the exit reason for any other exit, or a guest exception.  The time limit
+ * is a POSIX timer raising CPR_GUEST_WAIT_SIGNAL at the calling thread; its
+ * handler is installed only while a wait runs.
+ */
+int cpr_vm_guest_wait(struct cpr_vm *vm, unsigned int vcpu, int timeout_ms,
+		      unsigned int *vector);
+
+/* KVM-VFIO pseudo device: created once, returns its fd. */
+int cpr_vm_vfio_dev(struct cpr_vm *vm);
+int cpr_vm_vfio_add_group(struct cpr_vm *vm, int group_fd);
+int cpr_vm_vfio_del_group(struct cpr_vm *vm, int group_fd);
+
+/*
+ * Library-internal, from guest.c for kvm.c: write the guest image into
+ * vm->mem, and point @vcpu at it (real-mode registers, own stack, runnable).
+ */
+int cpr_vm_guest_load(struct cpr_vm *vm);
+int cpr_vm_guest_vcpu_init(struct cpr_vm *vm, unsigned int vcpu);
+
+#endif /* VFIO_CPR_KVM_H */
