@@ -1,0 +1,28 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Put the vfio_cpr kselftest target into a kernel tree, self-contained:
+#	scripts/intree.sh /path/to/linux
+# gives tools/testing/selftests/vfio_cpr with the tests, config, settings,
+# and the library it needs under vfio_cpr/lib (sources, headers, .mk).
+# Then, in the kernel tree:
+#	make -C tools/testing/selftests TARGETS=vfio_cpr run_tests
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+ktree=${1:?usage: $0 KERNEL_TREE}
+sdir=$ktree/tools/testing/selftests
+
+if [ ! -f "$sdir/lib.mk" ]; then
+	echo "intree: $sdir/lib.mk not found: is $ktree a kernel tree?" >&2
+	exit 1
+fi
+
+dst=$sdir/vfio_cpr
+rm -rf "$dst"
+mkdir -p "$dst/lib/include/vfio_cpr"
+cp "$top"/selftests/vfio_cpr/{Makefile,config,settings} "$dst/"
+cp "$top"/selftests/vfio_cpr/*.c "$top"/selftests/vfio_cpr/*.h "$dst/"
+cp "$top"/user/lib/*.c "$top"/user/lib/libvfio_cpr.mk "$dst/lib/"
+cp "$top"/user/include/vfio_cpr/*.h "$dst/lib/include/vfio_cpr/"
+echo "intree: vfio_cpr target in $dst"

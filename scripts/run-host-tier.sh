@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Run the host-tier selftests (no VFIO needed) from a build folder and
+# summarise their KTAP.  Usage: run-host-tier.sh BUILD_DIR
+#
+# Exits non-zero if any test failed, or if a test skipped although this
+# machine has what it needs (/dev/kvm): a tier that can run must run.
+# With VFIO_CPR_NO_SKIP=1 (CI) any skip at all is a failure.
+set -uo pipefail
+
+dir=${1:?usage: $0 BUILD_DIR}
+tests=(cpr_state_test cpr_exec_test kvm_cpr_test)
+pass=0 fail=0 skip=0 rc=0
+
+must_run=0
+[ -r /dev/kvm ] && [ -w /dev/kvm ] && must_run=1
+[ "${VFIO_CPR_NO_SKIP:-0}" = 1 ] && must_run=1
+
+for t in "${tests[@]}"; do
+	echo "# ===== $t"
+	log=$(mktemp)
+	(cd "$dir" && "./$t") 2>&1 | tee "$log"
+	status=${PIPESTATUS[0]}
+	p=$(grep -cE '^ok [0-9]+ ' "$log" | head -1)
+	s=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | head -1)
+	f=$(grep -cE '^not ok [0-9]+ ' "$log" | head -1)
+	if grep -qE '^1\.\.0 # SKIP' "$log"; then
+		s=$((s + 1))
+	fi
+	pass=$((pass + p - s)) skip=$((skip + s)) fail=$((fail + f))
+	if [ "$status" -ne 0 ] && [ "$status" -ne 4 ]; then
+		echo "# $t exited with status $status"
+		[ "$f" -gt 0 ] || fail=$((fail + 1))
+		rc=1
+	fi
+	if [ "$s" -gt 0 ] && [ "$must_run" -eq 1 ]; then
+		echo "# $t skipped $s test(s) although the host tier must run here (/dev/kvm usable or VFIO_CPR_NO_SKIP=1)"
+		rc=1
+	fi
+	rm -f "$log"
+done
+[ "$fail" -eq 0 ] || rc=1
+echo "# host tier done"
+echo "vfio_cpr: $pass passed, $fail failed, $skip skipped"
+exit $rc

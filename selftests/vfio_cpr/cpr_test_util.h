@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Shared by the vfio_cpr selftests: running a test's successor (the test
+ * binary itself, exec'd by the handoff) and checks for the successor side,
+ * where the harness's ASSERT macros are not available (the harness lives in
+ * the predecessor's image).  The successor's exit status is the test's
+ * result: 0 pass, 1 fail, KSFT_SKIP never.
+ */
+#ifndef VFIO_CPR_TEST_UTIL_H
+#define VFIO_CPR_TEST_UTIL_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vfio_cpr/handoff.h"
+#include "vfio_cpr/log.h"
+
+/* argv[1] of a test binary started as a successor. */
+#define CPR_TEST_SUCCESSOR	"--cpr-successor"
+
+/*
+ * Fail the successor: say where, what was expected, the library's last
+ * error and errno, then exit 1 (the harness in the parent reports it).
+ */
+#define SUCC_FAIL(fmt, ...) do {					\
+	int __e = errno;						\
+	fprintf(stderr, "# successor %s:%d: " fmt "\n",			\
+		__FILE__, __LINE__, ##__VA_ARGS__);			\
+	if (cpr_last_error()[0])					\
+		fprintf(stderr, "#   last library error: %s\n",		\
+			cpr_last_error());				\
+	if (__e)							\
+		fprintf(stderr, "#   errno %d (%s)\n", __e, strerror(__e)); \
+	fflush(NULL);							\
+	exit(1);							\
+} while (0)
+
+#define SUCC_ASSERT(cond, fmt, ...) do {				\
+	if (!(cond))							\
+		SUCC_FAIL("'%s' is false: " fmt, #cond, ##__VA_ARGS__); \
+} while (0)
+
+#define SUCC_ASSERT_EQ(expected, seen, fmt, ...) do {			\
+	long long __x = (long long)(expected);				\
+	long long __s = (long long)(seen);				\
+	if (__x != __s)							\
+		SUCC_FAIL("%s: expected %lld, got %lld: " fmt,		\
+			  #seen, __x, __s, ##__VA_ARGS__);		\
+} while (0)
+
+/*
+ * Exec this very test binary as the successor of @scenario, handing @st
+ * over.  Returns only if the exec failed (-errno).
+ */
+static inline int cpr_test_exec_self(struct cpr_state *st,
+				     const char *scenario, const char *arg)
+{
+	char *argv[5];
+
+	argv[0] = program_invocation_name;
+	argv[1] = (char *)CPR_TEST_SUCCESSOR;
+	argv[2] = (char *)scenario;
+	argv[3] = (char *)(arg ? arg : "");
+	argv[4] = NULL;
+	return cpr_exec(st, "/proc/self/exe", argv);
+}
+
+/* Take the handed-off state over; any problem fails the successor. */
+static inline void cpr_test_resume(struct cpr_resume_info *info)
+{
+	int ret = cpr_resume(info);
+
+	if (ret != 1)
+		SUCC_FAIL("cpr_resume() = %d: no handed-off state received",
+			  ret);
+	if (info->leaked_fds)
+		SUCC_FAIL("fd audit after exec: %d fd(s) leaked into the successor",
+			  info->leaked_fds);
+}
+
+#endif /* VFIO_CPR_TEST_UTIL_H */
