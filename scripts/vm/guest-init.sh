@@ -1,0 +1,192 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# /init of the VM tier's initramfs (installed there by mkinitramfs.sh; runs
+# under busybox sh in the guest, never on the host).
+#
+# Usage (kernel command line, all optional):
+#   vfio_cpr.bind=VVVV:DDDD[,VVVV:DDDD...]  PCI ids to bind to vfio-pci
+#                                           (default: /etc/vfio_cpr/bind)
+#   vfio_cpr.mdev_type=mtty-2               mtty type to create (or "none")
+#   vfio_cpr.cmd="COMMAND ARGS"             test command, run with sh -c in
+#                  /kselftest (default: ./run_kselftest.sh -c vfio_cpr)
+#
+# It mounts proc/sys/dev/tmp, loads the modules listed in
+# /etc/vfio_cpr/modules in order ("file.ko [params]" per line), binds the
+# listed PCI devices to vfio-pci, creates a fresh mtty instance, exports
+# VFIO_CPR_DEVICES (bound BDFs, then the mdev UUID, comma-separated) and
+# VFIO_CPR_MDEV, prints the start marker, runs the test command, prints the
+# end marker with its exit status and powers off.  Diagnostics are lines
+# starting with '# ', so the output between the markers stays valid KTAP.
+# shellcheck disable=SC3040 # busybox ash has pipefail
+set -euo pipefail
+
+BEGIN_MARK='<<<VFIO_CPR_VM_BEGIN>>>'
+END_MARK='<<<VFIO_CPR_VM_END'
+
+export PATH=/kselftest:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+
+# shellcheck disable=SC2317 # run by the EXIT trap
+finish() {
+	rc=$?
+	if [ "${ended:-0}" != 1 ]; then
+		echo "# guest init: aborted with status $rc"
+		echo "$END_MARK rc=${rc:-1} init-aborted>>>"
+	fi
+	sync 2>/dev/null || true
+	poweroff -f
+}
+trap finish EXIT
+
+mkdir -p /proc /sys /dev /tmp /root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+exec </dev/console >/dev/console 2>&1
+# devtmpfs has no /dev/std{in,out,err} or /dev/fd; kselftest's runner.sh
+# writes the tests' output to /dev/stdout and loses it without them.
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
+# Keep kernel messages off the console while KTAP is being printed.
+dmesg -n 1 2>/dev/null || true
+
+diag() { echo "# $*"; }
+
+# One kernel command-line word per line, honouring double quotes.
+cmdline_words() {
+	awk '{
+		s = $0; w = ""; q = 0
+		for (i = 1; i <= length(s); i++) {
+			c = substr(s, i, 1)
+			if (c == "\"") { q = !q; continue }
+			if (c == " " && !q) { if (w != "") print w; w = ""; continue }
+			w = w c
+		}
+		if (w != "") print w
+	}' /proc/cmdline
+}
+cmdline_get() {
+	cmdline_words | sed -n "s/^$1=//p" | tail -n 1
+}
+
+echo "$BEGIN_MARK"
+read -r up _ < /proc/uptime
+diag "guest: $(uname -r), userspace at ${up}s, $(grep -c ^processor /proc/cpuinfo) cpu(s)"
+
+# Modules, in the order resolved on the host.
+loaded=
+failed=
+if [ -r /etc/vfio_cpr/modules ]; then
+	while read -r ko params; do
+		[ -n "$ko" ] || continue
+		# shellcheck disable=SC2086
+		if out=$(insmod "/lib/modules/vfio_cpr/$ko" $params 2>&1); then
+			loaded="$loaded ${ko%.ko}${params:+($params)}"
+		else
+			failed="$failed ${ko%.ko}"
+			diag "module ${ko%.ko}: insmod failed: $out"
+		fi
+	done < /etc/vfio_cpr/modules
+fi
+diag "modules loaded:${loaded:- none}"
+[ -z "$failed" ] || diag "modules FAILED:$failed"
+if [ -r /etc/vfio_cpr/modules.missing ]; then
+	diag "modules not in the image (missing or built in): $(tr '\n' ' ' < /etc/vfio_cpr/modules.missing)"
+fi
+
+if [ -c /dev/kvm ]; then
+	nested=$(cat /sys/module/kvm_amd/parameters/nested 2>/dev/null || echo '?')
+	diag "/dev/kvm: present (kvm_amd nested=$nested)"
+else
+	svm=no
+	grep -qw svm /proc/cpuinfo && svm=yes
+	diag "/dev/kvm: MISSING (cpu svm flag: $svm)"
+fi
+
+# Bind the listed PCI devices to vfio-pci.
+bind=$(cmdline_get vfio_cpr.bind)
+[ -n "$bind" ] || bind=$(cat /etc/vfio_cpr/bind 2>/dev/null || true)
+bind=$(echo "$bind" | tr 'A-F,' 'a-f ')
+devices=
+for id in $bind; do
+	matched=
+	for d in /sys/bus/pci/devices/*; do
+		[ -e "$d/vendor" ] || continue
+		v=$(cat "$d/vendor") p=$(cat "$d/device")
+		[ "${v#0x}:${p#0x}" = "$id" ] || continue
+		matched=1
+		bdf=${d##*/}
+		old=
+		if [ -e "$d/driver" ]; then
+			old=$(readlink "$d/driver")
+			old=${old##*/}
+		fi
+		if [ "$old" != vfio-pci ]; then
+			echo vfio-pci > "$d/driver_override" 2>/dev/null || true
+			[ -z "$old" ] || echo "$bdf" > "$d/driver/unbind" 2>/dev/null || true
+			echo "$bdf" > /sys/bus/pci/drivers_probe 2>/dev/null || true
+		fi
+		now=
+		if [ -e "$d/driver" ]; then
+			now=$(readlink "$d/driver")
+			now=${now##*/}
+		fi
+		grp=$(readlink "$d/iommu_group" 2>/dev/null || true)
+		grp=${grp##*/}
+		if [ "$now" = vfio-pci ]; then
+			devices="$devices${devices:+,}$bdf"
+			diag "bind $bdf [$id] ${old:-no driver} -> vfio-pci, iommu group ${grp:-none}, /dev/vfio/${grp:-?} $([ -c "/dev/vfio/$grp" ] && echo present || echo MISSING)"
+		else
+			diag "bind $bdf [$id] FAILED: driver is '${now:-none}' (was '${old:-none}', iommu group '${grp:-none}')"
+		fi
+	done
+	[ -n "$matched" ] || diag "bind $id: no such PCI device"
+done
+
+# A fresh mtty instance (mtty keeps stale IRQ state across re-opens).
+mdev=
+mtype=$(cmdline_get vfio_cpr.mdev_type)
+mtype=${mtype:-mtty-2}
+types=/sys/class/mdev_bus/mtty/mdev_supported_types
+if [ "$mtype" = none ]; then
+	diag "mtty: not requested"
+elif [ -d "$types/$mtype" ]; then
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	if echo "$uuid" > "$types/$mtype/create" 2>/dev/null &&
+			[ -e "/sys/bus/mdev/devices/$uuid" ]; then
+		mdev=$uuid
+		devices="$devices${devices:+,}$uuid"
+		grp=$(readlink "/sys/bus/mdev/devices/$uuid/iommu_group" 2>/dev/null || true)
+		grp=${grp##*/}
+		diag "mtty: created $mtype instance $uuid, iommu group ${grp:-none}, /dev/vfio/${grp:-?} $([ -c "/dev/vfio/$grp" ] && echo present || echo MISSING)"
+	else
+		diag "mtty: creating $mtype instance $uuid FAILED"
+	fi
+else
+	diag "mtty: $types/$mtype not found (mtty.ko not loaded?)"
+fi
+
+export VFIO_CPR_DEVICES="$devices"
+export VFIO_CPR_MDEV="$mdev"
+diag "VFIO_CPR_DEVICES=$VFIO_CPR_DEVICES"
+
+cmd=$(cmdline_get vfio_cpr.cmd)
+cmd=${cmd:-./run_kselftest.sh -c vfio_cpr}
+diag "running: $cmd"
+rc=0
+t0=$(cut -d' ' -f1 /proc/uptime)
+cd /kselftest 2>/dev/null || cd /
+sh -c "$cmd" || rc=$?
+t1=$(cut -d' ' -f1 /proc/uptime)
+cd /
+diag "test command took $(awk "BEGIN { print $t1 - $t0 }")s (guest clock), status $rc"
+ended=1
+echo "$END_MARK rc=$rc>>>"
+
+# After the end marker (kept in the console log only): kernel warnings.
+dmesg -r 2>/dev/null | grep '^<[0-4]>' | sed 's/^/# dmesg: /' | tail -n 40 || true
+exit "$rc"
