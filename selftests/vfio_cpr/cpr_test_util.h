@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "vfio_cpr/handoff.h"
+#include "vfio_cpr/kvm.h"
 #include "vfio_cpr/log.h"
 
 /* argv[1] of a test binary started as a successor. */
@@ -78,6 +81,26 @@ static inline void cpr_test_resume(struct cpr_resume_info *info)
 	if (info->leaked_fds)
 		SUCC_FAIL("fd audit after exec: %d fd(s) leaked into the successor",
 			  info->leaked_fds);
+}
+
+/*
+ * Wait until @vec shows in @vcpu's LAPIC IRR: 1, 0 when @ms passed
+ * without it, -errno.  (An eventfd signalled before its irqfd was attached
+ * is injected by a kernel worker, a little later than the attach.)
+ */
+static inline int cpr_test_wait_irr(struct cpr_vm *vm, unsigned int vcpu,
+				    unsigned int vec, int ms)
+{
+	__u64 end = cpr_now_ns() + (__u64)ms * 1000000;
+	int ret;
+
+	do {
+		ret = cpr_vm_lapic_irr_test(vm, vcpu, vec);
+		if (ret)
+			return ret;
+		usleep(20);
+	} while (cpr_now_ns() < end);
+	return 0;
 }
 
 #endif /* VFIO_CPR_TEST_UTIL_H */

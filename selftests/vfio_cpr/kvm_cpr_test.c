@@ -68,19 +68,9 @@ static int raise_vector(const struct cpr_vectors *vs, unsigned int i)
 	return 0;
 }
 
-/* Wait until @vec shows in vCPU 0's IRR: 1, 0 on timeout, -errno. */
 static int wait_irr(struct cpr_vm *vm, unsigned int vec, int ms)
 {
-	__u64 end = cpr_now_ns() + (__u64)ms * 1000000;
-	int ret;
-
-	do {
-		ret = cpr_vm_lapic_irr_test(vm, 0, vec);
-		if (ret)
-			return ret;
-		usleep(20);
-	} while (cpr_now_ns() < end);
-	return 0;
+	return cpr_test_wait_irr(vm, 0, vec, ms);
 }
 
 /*
