@@ -240,8 +240,10 @@ static int successor_generations(const char *arg)
 					    hops + 1), "hop counter");
 	fprintf(stderr, "# generation %llu: %u eventfds and 2 sections inherited intact\n",
 		(unsigned long long)info.generation, NR_EVENTFDS);
-	if (info.generation == GENERATIONS)
+	if (info.generation == GENERATIONS) {
+		cpr_state_free(info.st);
 		return 0;
+	}
 
 	/* A new handoff starts here. */
 	cpr_state_delete_section(info.st, CPR_SEC_HANDOFF_START);

@@ -60,14 +60,23 @@
 static inline int cpr_test_exec_self(struct cpr_state *st,
 				     const char *scenario, const char *arg)
 {
-	char *argv[5];
+	char self[4096], *argv[5];
+	ssize_t n;
 
+	/*
+	 * The resolved path, not /proc/self/exe itself: under valgrind the
+	 * latter is the tool, while readlink() is answered for the client.
+	 */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return cpr_err(-errno, "readlink /proc/self/exe");
+	self[n] = '\0';
 	argv[0] = program_invocation_name;
 	argv[1] = (char *)CPR_TEST_SUCCESSOR;
 	argv[2] = (char *)scenario;
 	argv[3] = (char *)(arg ? arg : "");
 	argv[4] = NULL;
-	return cpr_exec(st, "/proc/self/exe", argv);
+	return cpr_exec(st, self, argv);
 }
 
 /* Take the handed-off state over; any problem fails the successor. */

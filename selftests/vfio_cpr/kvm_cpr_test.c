@@ -246,8 +246,12 @@ static int successor_kvm(const char *arg)
 		       (unsigned long long)info.generation % nr,
 		       lapic_vec(vs, info.generation % nr), got);
 
-	if (info.generation == GENERATIONS)
+	if (info.generation == GENERATIONS) {
+		cpr_vectors_free(vs, true);
+		cpr_vm_destroy(vm);
+		cpr_state_free(info.st);
 		return 0;
+	}
 
 	why = prepare_handoff(vs, vm);
 	SUCC_ASSERT(!why, "generation %llu: %s",

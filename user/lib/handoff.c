@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -353,6 +354,7 @@ out_env:
 
 struct audit {
 	const struct cpr_state *st;
+	long fd_limit;
 	int *named;
 	unsigned int nr_named;
 	int leaks;
@@ -371,7 +373,11 @@ static int audit_fd(int fd, void *arg)
 	char link[64], target[256];
 	ssize_t n;
 
-	if (fd <= 2 || is_launcher_fd(fd) ||
+	/*
+	 * At or above the soft RLIMIT_NOFILE sit fds the process cannot have
+	 * opened itself (a tool's, e.g. valgrind's).
+	 */
+	if (fd <= 2 || fd >= a->fd_limit || is_launcher_fd(fd) ||
 	    bsearch(&fd, a->named, a->nr_named, sizeof(int), cmp_int))
 		return 0;
 
@@ -386,10 +392,13 @@ static int audit_fd(int fd, void *arg)
 
 int cpr_fd_audit(const struct cpr_state *st)
 {
-	struct audit a = { .st = st };
+	struct audit a = { .st = st, .fd_limit = INT_MAX };
+	struct rlimit rl;
 	unsigned int i;
 	int ret;
 
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < INT_MAX)
+		a.fd_limit = rl.rlim_cur;
 	a.nr_named = cpr_state_nr_fds(st);
 	a.named = calloc(a.nr_named + 1, sizeof(int));
 	if (!a.named)
