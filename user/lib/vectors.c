@@ -308,12 +308,45 @@ static int vectors_route(struct cpr_vectors *vs, struct cpr_vm *vm)
 	return ret;
 }
 
+/* What was pending in the old VM's LAPIC at handoff, injected anew. */
+static int vectors_reinject(struct cpr_vectors *vs)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vs->nr; i++) {
+		struct cpr_vector *v = &vs->v[i];
+
+		if (!v->lapic_pending)
+			continue;
+		ret = cpr_vm_signal_msi(vs->vm, &v->msg);
+		if (ret)
+			return cpr_err(ret, "%s: re-injecting pending vector %u",
+				       vs->dev, i);
+		v->lapic_pending = false;
+	}
+	return 0;
+}
+
 int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm)
 {
+	unsigned int i;
+	int ret;
+
 	if (vs->vm)
 		return cpr_err(-EBUSY, "%s: vectors already attached to a VM",
 			       vs->dev);
-	return vectors_route(vs, vm);
+	ret = vectors_route(vs, vm);
+	if (ret)
+		return ret;
+	ret = vectors_reinject(vs);
+	if (ret) {
+		for (i = 0; i < vs->nr; i++)
+			vector_detach_vm(vs, i);
+		cpr_vm_routes_commit(vm);
+		vs->vm = NULL;
+	}
+	return ret;
 }
 
 int cpr_vectors_detach(struct cpr_vectors *vs)
@@ -554,24 +587,8 @@ int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 	}
 
 	if (vm) {
-		ret = vectors_route(vs, vm);
-		for (i = 0; i < vs->nr && !ret; i++) {
-			struct cpr_vector *v = &vs->v[i];
-
-			if (!v->lapic_pending)
-				continue;
-			ret = cpr_vm_signal_msi(vm, &v->msg);
-			if (ret)
-				ret = cpr_err(ret, "%s: re-injecting pending vector %u",
-					      dev, i);
-			v->lapic_pending = false;
-		}
+		ret = cpr_vectors_attach(vs, vm);
 		if (ret) {
-			if (vs->vm) {
-				for (i = 0; i < vs->nr; i++)
-					vector_detach_vm(vs, i);
-				cpr_vm_routes_commit(vm);
-			}
 			free(vs);
 			return ret;
 		}

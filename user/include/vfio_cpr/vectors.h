@@ -99,7 +99,8 @@ int cpr_vectors_set_msg(struct cpr_vectors *vs, unsigned int i,
 
 /*
  * Route every vector that has a kvm_interrupt fd in @vm: a GSI each, all
- * routes in one KVM_SET_GSI_ROUTING, then KVM_IRQFD for the unmasked ones.
+ * routes in one KVM_SET_GSI_ROUTING, then KVM_IRQFD for the unmasked ones,
+ * then re-inject what was pending in the old VM's LAPIC at handoff.
  * Vectors without one get virq = -1.
  */
 int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm);
