@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A vfio-pci device (by PCI BDF) or mediated device (by UUID) through the
+ * legacy container/group interface with the type1 IOMMU, preserved across
+ * a handoff.
+ *
+ * The container, group and device fds are saved in the CPR state as
+ * "<dev>_container", "<dev>_group" and "<dev>_device" (index 0).  A
+ * successor that finds them reuses them as they are: no re-open, no
+ * VFIO_GROUP_SET_CONTAINER, no VFIO_SET_IOMMU, no reset, and no
+ * VFIO_DEVICE_SET_IRQS for any index (the kernel keeps signalling the
+ * eventfds it was given).  Read-only queries (device, region and IRQ info)
+ * are allowed on both sides.
+ */
+#ifndef VFIO_CPR_VFIO_H
+#define VFIO_CPR_VFIO_H
+
+#include <linux/types.h>
+#include <linux/vfio.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "state.h"
+#include "vectors.h"
+
+#define CPR_VFIO_NAME_MAX	64
+
+/* Suffixes of the fd names in the CPR state: "<dev>_<suffix>", index 0. */
+#define CPR_VFIO_FD_CONTAINER	"container"
+#define CPR_VFIO_FD_GROUP	"group"
+#define CPR_VFIO_FD_DEVICE	"device"
+#define CPR_VFIO_NOTIFY_INTX	"intx_interrupt"
+#define CPR_VFIO_NOTIFY_UNMASK	"intx_unmask"
+#define CPR_VFIO_NOTIFY_ERR	"err"
+#define CPR_VFIO_NOTIFY_REQ	"req"
+
+/* The kernel's mtty sample mdev, which needs care (see cpr_vfio_is_mtty). */
+#define CPR_VFIO_MTTY_VENDOR	0x4348
+#define CPR_VFIO_MTTY_DEVICE	0x3253
+
+struct cpr_vfio_dev;
+
+/* Small per-device drivers: how to make a real device raise an IRQ. */
+struct cpr_vfio_driver {
+	const char *name;
+	__u16 vendor, device;
+	/*
+	 * Make the device able to raise interrupts of @irq_index
+	 * (VFIO_PCI_{INTX,MSI,MSIX}_IRQ_INDEX): program its interrupt
+	 * sources.  Called by the predecessor only, after the IRQ was
+	 * enabled: the successor must not touch the device setup (-EINVAL on
+	 * a reused device).
+	 */
+	int (*setup)(struct cpr_vfio_dev *d, unsigned int irq_index);
+	/* Have the device raise vector @vector (0 for MSI/INTx). */
+	int (*raise)(struct cpr_vfio_dev *d, unsigned int irq_index,
+		     unsigned int vector);
+	/*
+	 * Clear the interrupt condition in the device after it was seen;
+	 * for INTx before cpr_vfio_intx_unmask(), or the line fires again.
+	 */
+	int (*ack)(struct cpr_vfio_dev *d, unsigned int irq_index);
+	/*
+	 * Optional: have the device DMA through @iova (mapped to @vaddr,
+	 * @size bytes) and check the result in memory.  0 = data arrived.
+	 */
+	int (*dma_check)(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+			 size_t size);
+};
+
+struct cpr_vfio_region {
+	__u32 flags;		/* VFIO_REGION_INFO_FLAG_* */
+	__u64 size;
+	__u64 offset;		/* in the device fd */
+};
+
+struct cpr_vfio_dev {
+	char name[CPR_VFIO_NAME_MAX];	/* BDF or mdev UUID, as given */
+	bool is_mdev;
+	bool reused;			/* fds came from a handed-off state */
+	int group_id;			/* -1 if sysfs could not tell (reuse) */
+	int container_fd;
+	int group_fd;
+	int device_fd;
+	struct cpr_state *st;
+	struct vfio_device_info info;
+	struct cpr_vfio_region regions[VFIO_PCI_NUM_REGIONS];
+	struct vfio_irq_info irqs[VFIO_PCI_NUM_IRQS];
+	__u16 vendor, device;		/* from config space */
+	const struct cpr_vfio_driver *drv;	/* NULL: software triggers */
+
+	/* INTx, ERR and REQ notifier eventfds, -1 if not enabled. */
+	int intx_fd;			/* "<dev>_intx_interrupt" [0] */
+	int intx_unmask_fd;		/* "<dev>_intx_unmask" [0] */
+	bool intx_unmask_by_ioctl;	/* driver refused an unmask eventfd */
+	int err_fd;			/* "<dev>_err" [0] */
+	int req_fd;			/* "<dev>_req" [0] */
+};
+
+/*
+ * Open @name (a PCI BDF "0000:00:03.0" or an mdev UUID), or reuse its fds
+ * from @st if a predecessor saved them, and save them there.  Validates
+ * @name strictly (no path outside /sys/bus/{pci,mdev}/devices can be
+ * reached).  Queries device, region and IRQ info, reads vendor/device ids
+ * and picks the driver.  Errors name the device, the step and errno.
+ *
+ * Reuse is decided by "<name>_device"[0] being in @st; then the container
+ * and group must be there too (-ENOENT otherwise) and of the right kind
+ * (-EBADFD).  A reused device also gets its INTx, unmask, ERR and REQ
+ * eventfds looked up from @st (lookup only: -1 where absent), exactly as
+ * cpr_vfio_enable_intx() / cpr_vfio_enable_err_req() would find them.
+ * On failure nothing is left behind: a fresh open closes and deletes what
+ * it made, a reuse leaves the state's fds alone.
+ */
+int cpr_vfio_open(struct cpr_state *st, const char *name,
+		  struct cpr_vfio_dev **out);
+/*
+ * Free the memory; with @release also close the fds and delete the entries
+ * the device owns (container, group, device, INTx, unmask, ERR and REQ
+ * notifiers).  MSI/MSI-X vectors belong to their struct cpr_vectors.
+ */
+void cpr_vfio_free(struct cpr_vfio_dev *d, bool release);
+
+/*
+ * True for the mtty sample mdev (ids 4348:3253) and, to be safe, for any
+ * mdev: there DATA_NONE | ACTION_TRIGGER disables the IRQ instead of
+ * triggering it, so no software trigger is possible.
+ */
+bool cpr_vfio_is_mtty(const struct cpr_vfio_dev *d);
+
+/*
+ * Config space (region VFIO_PCI_CONFIG_REGION_INDEX) and any region, with
+ * pread/pwrite on the device fd (so I/O BARs work too).  The access must
+ * lie inside the region; one syscall of exactly @len bytes, so the device
+ * sees one access of that width when @len is 1, 2, 4 or 8 and aligned.
+ * Memory BARs need PCI_COMMAND_MEMORY (cpr_vfio_enable_device()) first.
+ */
+int cpr_vfio_region_read(struct cpr_vfio_dev *d, unsigned int index,
+			 __u64 off, void *buf, size_t len);
+int cpr_vfio_region_write(struct cpr_vfio_dev *d, unsigned int index,
+			  __u64 off, const void *buf, size_t len);
+int cpr_vfio_config_read(struct cpr_vfio_dev *d, __u64 off, void *buf,
+			 size_t len);
+int cpr_vfio_config_write(struct cpr_vfio_dev *d, __u64 off,
+			  const void *buf, size_t len);
+/* Set IO, MEM and BUS MASTER in the command register. */
+int cpr_vfio_enable_device(struct cpr_vfio_dev *d);
+
+/* Number of interrupts of @index (0 if the device has none). */
+unsigned int cpr_vfio_irq_count(const struct cpr_vfio_dev *d,
+				unsigned int index);
+
+/* VFIO_DEVICE_SET_IRQS, DATA_EVENTFD | ACTION_TRIGGER, @count fds. */
+int cpr_vfio_irq_set_eventfds(struct cpr_vfio_dev *d, unsigned int index,
+			      unsigned int start, unsigned int count,
+			      const int *fds);
+/*
+ * DATA_NONE | ACTION_TRIGGER, count 0: disable @index.  On mtty (6.1) this
+ * drops the MSI eventfd without forgetting it: MSI cannot be enabled again
+ * on that instance.
+ */
+int cpr_vfio_irq_disable(struct cpr_vfio_dev *d, unsigned int index);
+/*
+ * Software trigger of sub-index @vector (DATA_NONE | ACTION_TRIGGER,
+ * count 1).  Refused (-EOPNOTSUPP) on mtty, where it disables the IRQ.
+ */
+int cpr_vfio_irq_trigger(struct cpr_vfio_dev *d, unsigned int index,
+			 unsigned int vector);
+
+/*
+ * Enable MSI-X (nr = table size) or MSI (nr = 1) for @d: vectors with an
+ * "interrupt" and a "kvm_interrupt" eventfd each, created or reused through
+ * the store (cpr_vectors_create()), and VFIO_DEVICE_SET_IRQS with the
+ * kvm_interrupt fds; then the "<dev>_msi" section is saved.  On a reused
+ * device nothing is sent to the device and the vectors are not made here:
+ * -EINVAL, the successor claims them with cpr_vectors_claim().  INTx must
+ * not be enabled (vfio-pci refuses to switch; cpr_vfio_irq_disable() it
+ * first).  On failure the vectors are cleaned up and *@out is untouched.
+ */
+int cpr_vfio_enable_msi(struct cpr_vfio_dev *d, unsigned int irq_index,
+			unsigned int nr, struct cpr_vectors **out);
+
+/*
+ * INTx: the trigger eventfd "<dev>_intx_interrupt", and an unmask eventfd
+ * "<dev>_intx_unmask" where the driver takes one (else unmask goes through
+ * the ioctl: intx_unmask_by_ioctl).  Reused device: fds taken from the
+ * state (-ENOENT if the trigger is not there), unmask_by_ioctl inferred
+ * from the unmask fd's absence, nothing sent to the device.
+ */
+int cpr_vfio_enable_intx(struct cpr_vfio_dev *d);
+/* Unmask INTx after the interrupt was handled (eventfd or ioctl). */
+int cpr_vfio_intx_unmask(struct cpr_vfio_dev *d);
+
+/*
+ * ERR and REQ notifiers ("<dev>_err", "<dev>_req"), each only if the
+ * device reports one (edu: REQ only; mtty: REQ accepted but never
+ * signalled); same reuse rule (lookup only, -1 where absent).
+ */
+int cpr_vfio_enable_err_req(struct cpr_vfio_dev *d);
+
+/*
+ * type1 DMA (READ | WRITE).  The unmap fails with -ENOENT unless exactly
+ * @size bytes were unmapped.  The vaddr pair needs VFIO_UPDATE_VADDR on
+ * the container (-EOPNOTSUPP otherwise; newer kernels withhold it from
+ * containers with an mdev); iova and size must match the original map.
+ */
+int cpr_vfio_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+		     __u64 size);
+int cpr_vfio_dma_unmap(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
+/* Before exec: invalidate the vaddr (VFIO_DMA_UNMAP_FLAG_VADDR). */
+int cpr_vfio_dma_unmap_vaddr(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
+/* After exec: give the successor's vaddr (VFIO_DMA_MAP_FLAG_VADDR). */
+int cpr_vfio_dma_update_vaddr(struct cpr_vfio_dev *d, __u64 iova,
+			      void *vaddr, __u64 size);
+
+/* The driver for a vendor/device pair, NULL if none. */
+const struct cpr_vfio_driver *cpr_vfio_driver_find(__u16 vendor,
+						   __u16 device);
+
+/*
+ * Make @d raise vector @vector of @irq_index: through its driver, or a
+ * software trigger for a device without one.  Drivers: edu raises MSI or
+ * INTx vector 0; e1000e raises any MSI-X vector (by pointing its IVAR
+ * "other" cause at it) and MSI/INTx vector 0; mtty raises MSI or INTx
+ * vector 0 (a byte looped back through port 0).  The device must have
+ * been through drv->setup() (by the predecessor) and be acked in between.
+ */
+int cpr_vfio_raise(struct cpr_vfio_dev *d, unsigned int irq_index,
+		   unsigned int vector);
+
+#endif /* VFIO_CPR_VFIO_H */
