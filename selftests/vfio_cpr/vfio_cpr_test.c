@@ -1,0 +1,652 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * CPR of real VFIO devices: a VMM holding a vfio-pci device (or an mdev)
+ * with MSI-X, MSI or INTx enabled execs into its successor, which rebuilds
+ * the vectors from the inherited fds without touching the device and
+ * attaches them to a new KVM instance.
+ *
+ * For each device given (VFIO_CPR_DEVICES=BDF,UUID,... or trailing
+ * arguments) and each IRQ type it has, a child process:
+ *   1. opens the device, enables the IRQs, routes them into VM #0 and has
+ *      the device raise them: delivered in VM #0;
+ *   2. detaches (one MSI-X vector masked with its pending bit set, one left
+ *      pending in VM #0's LAPIC), has the device raise one in the blackout
+ *      and execs;
+ *   3. the successor reuses the VFIO fds (no SET_IRQS, no SET_CONTAINER,
+ *      no reset), proves the kernel still signals the inherited eventfd
+ *      before anything is attached, creates VM #1, claims the vectors in one
+ *      routing commit, and checks every interrupt lands where it belongs,
+ *      including in a real-mode vCPU's handler; ERR/REQ still wired; edu
+ *      DMA works after the vaddr update;
+ *   4. three generations, each printing its blackout.
+ * A device given that cannot be opened or fails is a failure, not a skip.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/types.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "cpr_test_util.h"
+#include "vfio_cpr/handoff.h"
+#include "vfio_cpr/kvm.h"
+#include "vfio_cpr/vectors.h"
+#include "vfio_cpr/vfio.h"
+
+#define GENERATIONS	3
+#define IRR_WAIT_MS	2000
+#define GUEST_WAIT_MS	10000
+#define MAX_DEVICES	16
+#define DMA_IOVA	0x100000ull	/* edu masks DMA to 28 bits */
+#define DMA_SIZE	0x200000ull
+#define DMA_MEM_NAME	"dma_mem"
+
+static char *devices[MAX_DEVICES];
+static unsigned int nr_devices;
+
+static const char *irq_name(unsigned int index)
+{
+	switch (index) {
+	case VFIO_PCI_INTX_IRQ_INDEX:
+		return "INTx";
+	case VFIO_PCI_MSI_IRQ_INDEX:
+		return "MSI";
+	case VFIO_PCI_MSIX_IRQ_INDEX:
+		return "MSI-X";
+	}
+	return "?";
+}
+
+/* Everything one generation holds. */
+struct ctx {
+	struct cpr_state *st;
+	struct cpr_vfio_dev *d;
+	struct cpr_vectors *vs;	/* MSI / MSI-X */
+	struct cpr_vm *vm;
+	unsigned int index;	/* VFIO_PCI_*_IRQ_INDEX */
+	__u64 generation;
+	void *dma;		/* DMA buffer (edu), in a preserved memfd */
+	int dma_fd;
+};
+
+/* Roles of MSI-X vectors in a handoff; -1 where there are too few. */
+struct roles {
+	int p;	/* left pending in the old VM's LAPIC */
+	int m;	/* masked, raised: pending bit set */
+};
+
+static struct roles roles_of(const struct ctx *c)
+{
+	struct roles r = { -1, -1 };
+
+	if (c->index == VFIO_PCI_MSIX_IRQ_INDEX && c->vs->nr >= 3) {
+		r.p = c->vs->nr - 2;
+		r.m = c->vs->nr - 1;
+	}
+	return r;
+}
+
+static unsigned int lapic_vec(const struct ctx *c, unsigned int i)
+{
+	return cpr_msi_msg_vector(&c->vs->v[i].msg);
+}
+
+/* Device-raised where a driver can, a software trigger otherwise. */
+static int raise_vec(struct ctx *c, unsigned int i)
+{
+	return cpr_vfio_raise(c->d, c->index, i);
+}
+
+static void ack(struct ctx *c)
+{
+	if (c->d->drv && c->d->drv->ack)
+		c->d->drv->ack(c->d, c->index);
+}
+
+/*
+ * Raise every vector and see it in the VM's LAPIC, one at a time.  Returns
+ * the first vector that did not arrive, or -1.
+ */
+static int check_every_vector(struct ctx *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->vs->nr; i++) {
+		int ret;
+
+		if (cpr_vm_lapic_clear(c->vm, 0) || raise_vec(c, i))
+			return i;
+		ret = cpr_test_wait_irr(c->vm, 0, lapic_vec(c, i),
+					IRR_WAIT_MS);
+		ack(c);
+		if (ret != 1)
+			return i;
+	}
+	return cpr_vm_lapic_clear(c->vm, 0) ? 0 : -1;
+}
+
+/* A real-mode vCPU takes the device's vector 0 in its handler. */
+static int check_guest_takes(struct ctx *c, unsigned int *got)
+{
+	int ret;
+
+	*got = 0;
+	ret = cpr_vm_lapic_clear(c->vm, 0);
+	if (!ret)
+		ret = raise_vec(c, 0);
+	if (!ret)
+		ret = cpr_vm_guest_wait(c->vm, 0, GUEST_WAIT_MS, got);
+	ack(c);
+	if (!ret && *got != lapic_vec(c, 0))
+		ret = -EPROTO;
+	return ret;
+}
+
+/* Read an eventfd without blocking: its count, 0 if none, -errno. */
+static long long drain(int fd)
+{
+	__u64 v;
+
+	if (read(fd, &v, sizeof(v)) == sizeof(v))
+		return v;
+	return errno == EAGAIN ? 0 : -errno;
+}
+
+/* Wait up to @ms for @fd to count something; returns what it read. */
+static long long wait_count(int fd, int ms)
+{
+	__u64 end = cpr_now_ns() + (__u64)ms * 1000000;
+	long long n;
+
+	do {
+		n = drain(fd);
+		if (n)
+			return n;
+		usleep(100);
+	} while (cpr_now_ns() < end);
+	return 0;
+}
+
+/* INTx: the trigger eventfd counts, then unmask lets the next one in. */
+static const char *intx_round(struct ctx *c)
+{
+	if (cpr_vfio_raise(c->d, c->index, 0))
+		return "raising INTx";
+	if (wait_count(c->d->intx_fd, IRR_WAIT_MS) < 1)
+		return "INTx eventfd not signalled";
+	ack(c);
+	if (cpr_vfio_intx_unmask(c->d))
+		return "unmasking INTx";
+	return NULL;
+}
+
+/* The edu DMA engine copies through the IOMMU mapping and back. */
+static int dma_check(struct ctx *c)
+{
+	if (!c->dma || !c->d->drv || !c->d->drv->dma_check)
+		return 0;
+	return c->d->drv->dma_check(c->d, DMA_IOVA, c->dma, DMA_SIZE);
+}
+
+static int dma_setup(struct ctx *c)
+{
+	char name[CPR_NAME_MAX + 1];
+	int ret;
+
+	c->dma_fd = -1;
+	if (!c->d->drv || !c->d->drv->dma_check)
+		return 0;
+	c->dma_fd = memfd_create("vfio_cpr_dma", MFD_CLOEXEC);
+	if (c->dma_fd < 0 || ftruncate(c->dma_fd, DMA_SIZE))
+		return -errno;
+	c->dma = mmap(NULL, DMA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      c->dma_fd, 0);
+	if (c->dma == MAP_FAILED)
+		return -errno;
+	snprintf(name, sizeof(name), "%s_%s", c->d->name, DMA_MEM_NAME);
+	ret = cpr_state_save_fd(c->st, name, 0, c->dma_fd);
+	if (!ret)
+		ret = cpr_vfio_dma_map(c->d, DMA_IOVA, c->dma, DMA_SIZE);
+	return ret;
+}
+
+/* Successor: map the preserved memory, hand the new vaddr to the IOMMU. */
+static int dma_resume(struct ctx *c)
+{
+	char name[CPR_NAME_MAX + 1];
+
+	snprintf(name, sizeof(name), "%s_%s", c->d->name, DMA_MEM_NAME);
+	c->dma_fd = cpr_state_find_fd(c->st, name, 0);
+	if (c->dma_fd < 0)
+		return 0;
+	c->dma = mmap(NULL, DMA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      c->dma_fd, 0);
+	if (c->dma == MAP_FAILED)
+		return -errno;
+	return cpr_vfio_dma_update_vaddr(c->d, DMA_IOVA, c->dma, DMA_SIZE);
+}
+
+/*
+ * Leave the device as a handoff finds it in a running VMM, detach from the
+ * VM and have the device raise vector 0 in the blackout.
+ */
+static const char *prepare_handoff(struct ctx *c)
+{
+	struct roles r;
+
+	if (c->dma && cpr_vfio_dma_unmap_vaddr(c->d, DMA_IOVA, DMA_SIZE))
+		return "VFIO_DMA_UNMAP_FLAG_VADDR before exec";
+	if (c->index == VFIO_PCI_INTX_IRQ_INDEX) {
+		/* INTx raised now stays masked in the kernel until unmask. */
+		if (cpr_vfio_raise(c->d, c->index, 0))
+			return "raising INTx in the blackout";
+		return NULL;
+	}
+
+	r = roles_of(c);
+	if (cpr_vm_lapic_clear(c->vm, 0))
+		return "clearing the old VM's LAPIC";
+	if (r.p >= 0 && (raise_vec(c, r.p) ||
+			 cpr_test_wait_irr(c->vm, 0, lapic_vec(c, r.p),
+					   IRR_WAIT_MS) != 1))
+		return "vector P did not reach the old VM";
+	if (r.m >= 0) {
+		if (cpr_vectors_mask(c->vs, r.m) || raise_vec(c, r.m))
+			return "masking and raising vector M";
+		usleep(10000);
+		if (cpr_vectors_poll(c->vs) < 1 || !c->vs->v[r.m].pending)
+			return "masked vector M raised, pending bit not set";
+	}
+	if (cpr_vectors_detach(c->vs))
+		return "detaching the vectors from the old VM";
+	if (raise_vec(c, 0))
+		return "the device raising vector 0 in the blackout";
+	return NULL;
+}
+
+static int exec_next(struct ctx *c)
+{
+	char arg[CPR_VFIO_NAME_MAX + 16];
+
+	snprintf(arg, sizeof(arg), "%s,%u", c->d->name, c->index);
+	return cpr_test_exec_self(c->st, "vfio", arg);
+}
+
+/* Generation 0: runs in a child of the harness's test process. */
+static const char *first_generation(const char *name, unsigned int index)
+{
+	struct ctx c = { .index = index };
+	const char *why;
+	unsigned int got;
+	int ret, bad;
+
+	c.st = cpr_state_new();
+	if (!c.st)
+		return "allocating the CPR state";
+	if (cpr_vfio_open(c.st, name, &c.d))
+		return "opening the device";
+	if (cpr_vfio_enable_device(c.d) || cpr_vfio_enable_err_req(c.d))
+		return "enabling the device and its ERR/REQ notifiers";
+	if (dma_setup(&c) || dma_check(&c))
+		return "DMA through the type1 IOMMU before any handoff";
+	if (cpr_vm_create(&c.vm, 1))
+		return "creating VM #0";
+	if (cpr_vm_vfio_add_group(c.vm, c.d->group_fd))
+		return "adding the group to VM #0's KVM-VFIO device";
+
+	if (index == VFIO_PCI_INTX_IRQ_INDEX) {
+		if (cpr_vfio_enable_intx(c.d) ||
+		    (c.d->drv && c.d->drv->setup &&
+		     c.d->drv->setup(c.d, index)))
+			return "enabling INTx";
+		if (intx_round(&c))
+			return "INTx round trip before the handoff";
+	} else {
+		ret = cpr_vfio_enable_msi(c.d, index,
+					  cpr_vfio_irq_count(c.d, index),
+					  &c.vs);
+		if (ret)
+			return "enabling MSI/MSI-X";
+		if (cpr_vectors_attach(c.vs, c.vm))
+			return "routing the vectors into VM #0";
+		if (c.d->drv && c.d->drv->setup && c.d->drv->setup(c.d, index))
+			return "programming the device's interrupt sources";
+		bad = check_every_vector(&c);
+		if (bad >= 0) {
+			fprintf(stderr, "# %s %s vector %d not delivered into VM #0\n",
+				name, irq_name(index), bad);
+			return "delivery into VM #0";
+		}
+		if (check_guest_takes(&c, &got))
+			return "real-mode vCPU of VM #0 taking vector 0";
+	}
+
+	why = prepare_handoff(&c);
+	if (why)
+		return why;
+	exec_next(&c);
+	return "exec into the successor";
+}
+
+/* The successor's checks for one generation; exits 1 on failure. */
+static void successor_msi(struct ctx *c, struct cpr_resume_info *info)
+{
+	struct roles r;
+	long long n;
+	unsigned int got;
+	__u64 seen_ns;
+	int ret, bad;
+
+	ret = cpr_vectors_claim(c->st, c->d->name, NULL, &c->vs);
+	SUCC_ASSERT_EQ(0, ret, "%s: rebuilding %s vectors from the state",
+		       c->d->name, irq_name(c->index));
+	r = roles_of(c);
+
+	/*
+	 * Before anything is attached: the kernel must signal the inherited
+	 * eventfd of vector 0 when the device raises it.  It also holds the
+	 * blackout interrupt: put the count back for the attach to inject.
+	 */
+	n = drain(c->vs->v[0].kvm_fd);
+	SUCC_ASSERT(n >= 1,
+		    "%s: the interrupt raised in the blackout is not in vector 0's inherited eventfd (%lld)",
+		    c->d->name, n);
+	ack(c);
+	SUCC_ASSERT_EQ(0, cpr_vfio_raise(c->d, c->index, 0), "raise");
+	n = wait_count(c->vs->v[0].kvm_fd, IRR_WAIT_MS);
+	SUCC_ASSERT(n >= 1,
+		    "vfio-pci no longer signals the inherited eventfd of %s vector 0 of %s after exec",
+		    irq_name(c->index), c->d->name);
+	ack(c);
+	SUCC_ASSERT_EQ(sizeof(__u64), write(c->vs->v[0].kvm_fd, &(__u64){1},
+					    sizeof(__u64)), "re-arm");
+
+	SUCC_ASSERT_EQ(0, cpr_vectors_attach(c->vs, c->vm),
+		       "%s: attaching %u inherited eventfds to VM #%llu",
+		       c->d->name, c->vs->nr,
+		       (unsigned long long)info->generation);
+	SUCC_ASSERT_EQ(1, c->vm->routing_commits,
+		       "%u vectors must be routed in ONE KVM_SET_GSI_ROUTING",
+		       c->vs->nr);
+
+	ret = cpr_test_wait_irr(c->vm, 0, lapic_vec(c, 0), IRR_WAIT_MS);
+	seen_ns = cpr_now_ns();
+	SUCC_ASSERT_EQ(1, ret,
+		       "%s %s vector 0 raised in the blackout was not injected into VM #%llu on attach",
+		       c->d->name, irq_name(c->index),
+		       (unsigned long long)info->generation);
+	printf("# %s %s generation %llu: blackout %.3f ms\n", c->d->name,
+	       irq_name(c->index), (unsigned long long)info->generation,
+	       (seen_ns - info->handoff_start_ns) / 1e6);
+
+	if (r.p >= 0)
+		SUCC_ASSERT_EQ(1, cpr_vm_lapic_irr_test(c->vm, 0,
+							lapic_vec(c, r.p)),
+			       "%s MSI-X vector %d pending in the old VM's LAPIC at handoff was lost",
+			       c->d->name, r.p);
+	SUCC_ASSERT_EQ(0, cpr_vm_lapic_clear(c->vm, 0), "LAPIC clear");
+	if (r.m >= 0) {
+		SUCC_ASSERT(c->vs->v[r.m].masked && c->vs->v[r.m].pending,
+			    "%s MSI-X vector %d lost masked+pending across exec",
+			    c->d->name, r.m);
+		SUCC_ASSERT_EQ(0, cpr_vm_lapic_irr_test(c->vm, 0,
+							lapic_vec(c, r.m)),
+			       "masked vector %d delivered while masked", r.m);
+		SUCC_ASSERT_EQ(0, cpr_vectors_unmask(c->vs, r.m), "unmask");
+		SUCC_ASSERT_EQ(1, cpr_test_wait_irr(c->vm, 0,
+						    lapic_vec(c, r.m),
+						    IRR_WAIT_MS),
+			       "%s MSI-X vector %d masked+pending at handoff not delivered on unmask",
+			       c->d->name, r.m);
+	}
+
+	bad = check_every_vector(c);
+	SUCC_ASSERT_EQ(-1, bad,
+		       "%s %s vector %d does not deliver into VM #%llu after exec",
+		       c->d->name, irq_name(c->index), bad,
+		       (unsigned long long)info->generation);
+	ret = check_guest_takes(c, &got);
+	SUCC_ASSERT_EQ(0, ret,
+		       "real-mode vCPU of VM #%llu did not take %s's vector 0 (0x%x), got 0x%x",
+		       (unsigned long long)info->generation, c->d->name,
+		       lapic_vec(c, 0), got);
+}
+
+static void successor_intx(struct ctx *c)
+{
+	const char *why;
+
+	SUCC_ASSERT(c->d->intx_fd >= 0, "%s: INTx eventfd not inherited",
+		    c->d->name);
+	/* Raised in the blackout, signalled on the inherited eventfd. */
+	SUCC_ASSERT(wait_count(c->d->intx_fd, IRR_WAIT_MS) >= 1,
+		    "%s: INTx raised in the blackout not in the inherited eventfd",
+		    c->d->name);
+	ack(c);
+	SUCC_ASSERT_EQ(0, cpr_vfio_intx_unmask(c->d),
+		       "%s: unmasking INTx after exec (%s)", c->d->name,
+		       c->d->intx_unmask_by_ioctl ? "ioctl" : "eventfd");
+	why = intx_round(c);
+	SUCC_ASSERT(!why,
+		    "%s: after exec and unmask: %s (vfio no longer signals the inherited INTx eventfd?)",
+		    c->d->name, why);
+	printf("# %s INTx: inherited trigger and %s unmask work after exec\n",
+	       c->d->name, c->d->intx_unmask_by_ioctl ? "ioctl" : "eventfd");
+}
+
+/* ERR and REQ notifiers must still reach the inherited eventfds. */
+static void successor_err_req(struct ctx *c)
+{
+	int fds[2] = { c->d->err_fd, c->d->req_fd };
+	unsigned int idx[2] = { VFIO_PCI_ERR_IRQ_INDEX, VFIO_PCI_REQ_IRQ_INDEX };
+	unsigned int i;
+
+	if (c->d->is_mdev)	/* mtty: no ERR, REQ listed but inert */
+		return;
+	for (i = 0; i < 2; i++) {
+		if (fds[i] < 0)
+			continue;
+		SUCC_ASSERT_EQ(0, cpr_vfio_irq_trigger(c->d, idx[i], 0),
+			       "%s: triggering %s", c->d->name,
+			       i ? "REQ" : "ERR");
+		SUCC_ASSERT(wait_count(fds[i], IRR_WAIT_MS) >= 1,
+			    "%s: %s notifier no longer wired to its inherited eventfd",
+			    c->d->name, i ? "REQ" : "ERR");
+	}
+}
+
+static int successor_vfio(const char *arg)
+{
+	struct cpr_resume_info info;
+	struct ctx c = { .dma_fd = -1 };
+	char name[CPR_VFIO_NAME_MAX];
+	const char *comma = strrchr(arg, ',');
+	const char *why;
+	int ret;
+
+	SUCC_ASSERT(comma && comma - arg < CPR_VFIO_NAME_MAX,
+		    "bad successor argument '%s'", arg);
+	memcpy(name, arg, comma - arg);
+	name[comma - arg] = '\0';
+	c.index = atoi(comma + 1);
+
+	cpr_test_resume(&info);
+	c.st = info.st;
+	c.generation = info.generation;
+	ret = cpr_vfio_open(c.st, name, &c.d);
+	SUCC_ASSERT_EQ(0, ret, "%s: taking over the inherited VFIO fds", name);
+	SUCC_ASSERT(c.d->reused,
+		    "%s: the successor re-opened the device instead of reusing the inherited fds",
+		    name);
+	SUCC_ASSERT_EQ(0, cpr_vm_create(&c.vm, 1), "creating VM #%llu",
+		       (unsigned long long)info.generation);
+	SUCC_ASSERT_EQ(0, cpr_vm_vfio_add_group(c.vm, c.d->group_fd),
+		       "%s: adding the inherited group to VM #%llu's KVM-VFIO device",
+		       name, (unsigned long long)info.generation);
+
+	if (c.index == VFIO_PCI_INTX_IRQ_INDEX) {
+		ret = cpr_vfio_enable_intx(c.d);
+		SUCC_ASSERT_EQ(0, ret, "%s: taking over INTx", name);
+		successor_intx(&c);
+	} else {
+		successor_msi(&c, &info);
+	}
+	successor_err_req(&c);
+
+	ret = dma_resume(&c);
+	SUCC_ASSERT_EQ(0, ret, "%s: VFIO_DMA_MAP_FLAG_VADDR after exec", name);
+	SUCC_ASSERT_EQ(0, dma_check(&c),
+		       "%s: DMA after the vaddr update: data did not arrive",
+		       name);
+
+	if (info.generation == GENERATIONS) {
+		/*
+		 * Leave a vfio-pci device quiet for the next test.  Not mtty:
+		 * it keeps a pointer to the released eventfd and would ignore
+		 * the next enable.
+		 */
+		if (!cpr_vfio_is_mtty(c.d))
+			cpr_vfio_irq_disable(c.d, c.index);
+		return 0;
+	}
+	why = prepare_handoff(&c);
+	SUCC_ASSERT(!why, "%s generation %llu: %s", name,
+		    (unsigned long long)info.generation, why);
+	ret = exec_next(&c);
+	SUCC_FAIL("%s: exec into generation %llu: %d", name,
+		  (unsigned long long)info.generation + 1, ret);
+}
+
+/* Number of @index interrupts @name has; -errno if it cannot be opened. */
+static int probe_irq_count(const char *name, unsigned int index)
+{
+	struct cpr_state *st = cpr_state_new();
+	struct cpr_vfio_dev *d;
+	int ret;
+
+	if (!st)
+		return -ENOMEM;
+	ret = cpr_vfio_open(st, name, &d);
+	if (!ret) {
+		ret = cpr_vfio_irq_count(d, index);
+		cpr_vfio_free(d, true);
+	}
+	cpr_state_free(st);
+	return ret;
+}
+
+FIXTURE(vfio_cpr) {
+	int unused;
+};
+
+FIXTURE_VARIANT(vfio_cpr) {
+	unsigned int index;
+};
+
+FIXTURE_VARIANT_ADD(vfio_cpr, msix) {
+	.index = VFIO_PCI_MSIX_IRQ_INDEX,
+};
+
+FIXTURE_VARIANT_ADD(vfio_cpr, msi) {
+	.index = VFIO_PCI_MSI_IRQ_INDEX,
+};
+
+FIXTURE_VARIANT_ADD(vfio_cpr, intx) {
+	.index = VFIO_PCI_INTX_IRQ_INDEX,
+};
+
+FIXTURE_SETUP(vfio_cpr)
+{
+}
+
+FIXTURE_TEARDOWN(vfio_cpr)
+{
+}
+
+TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 600)
+{
+	unsigned int i, ran = 0, failed = 0;
+
+	for (i = 0; i < nr_devices; i++) {
+		int count = probe_irq_count(devices[i], variant->index);
+		int status;
+		pid_t pid;
+
+		ASSERT_LE(0, count) {
+			TH_LOG("%s: cannot open the device given: %s",
+			       devices[i], cpr_last_error());
+		}
+		if (!count) {
+			TH_LOG("%s has no %s: not applicable", devices[i],
+			       irq_name(variant->index));
+			continue;
+		}
+		ran++;
+		fflush(NULL);
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid) {
+			const char *why = first_generation(devices[i],
+							   variant->index);
+
+			fprintf(stderr, "# %s %s: %s failed: %s\n", devices[i],
+				irq_name(variant->index), why,
+				cpr_last_error());
+			_exit(1);
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			TH_LOG("%s %s: CPR across %d generations FAILED (status 0x%x)",
+			       devices[i], irq_name(variant->index),
+			       GENERATIONS, status);
+			failed++;
+		} else {
+			TH_LOG("%s %s: %d generations passed", devices[i],
+			       irq_name(variant->index), GENERATIONS);
+		}
+	}
+	ASSERT_EQ(0u, failed);
+	if (!ran)
+		SKIP(return, "no device given has %s", irq_name(variant->index));
+}
+
+static void add_devices(char *list)
+{
+	char *save = NULL, *tok;
+
+	for (tok = strtok_r(list, ", ", &save); tok && nr_devices < MAX_DEVICES;
+	     tok = strtok_r(NULL, ", ", &save))
+		devices[nr_devices++] = tok;
+}
+
+int main(int argc, char **argv)
+{
+	char *env = getenv("VFIO_CPR_DEVICES");
+	int i;
+
+	if (argc >= 4 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
+	    !strcmp(argv[2], "vfio"))
+		return successor_vfio(argv[3]);
+
+	if (env)
+		add_devices(strdup(env));
+	for (i = 1; i < argc; i++)
+		if (argv[i][0] != '-')
+			add_devices(argv[i]);
+	if (!nr_devices)
+		ksft_exit_skip("no device given: set %s=BDF,UUID,... or pass them as arguments\n",
+			       "VFIO_CPR_DEVICES");
+	if (access("/dev/kvm", R_OK | W_OK))
+		ksft_exit_skip("/dev/kvm not usable (%s): VFIO CPR tests need KVM\n",
+			       strerror(errno));
+	/* Device arguments are ours, not the harness's. */
+	return test_harness_run(1, argv);
+}
