@@ -543,6 +543,28 @@ int cpr_vm_irqfd_deassign(struct cpr_vm *vm, int fd, unsigned int gsi)
 	return 0;
 }
 
+int cpr_vm_ioapic_pin(struct cpr_vm *vm, unsigned int pin,
+		      unsigned int vector, bool level)
+{
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+	__u64 entry;
+
+	if (pin >= KVM_IOAPIC_NUM_PINS || vector < CPR_VECTOR_FIRST ||
+	    vector > 0xff)
+		return cpr_err(-EINVAL, "IOAPIC pin %u vector 0x%x out of range",
+			       pin, vector);
+	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip))
+		return cpr_err(-errno, "KVM_GET_IRQCHIP IOAPIC on vm fd %d",
+			       vm->vm_fd);
+	/* Vector, fixed delivery, physical destination APIC 0, unmasked. */
+	entry = vector | (level ? 1ull << 15 : 0);
+	chip.chip.ioapic.redirtbl[pin].bits = entry;
+	if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip))
+		return cpr_err(-errno, "KVM_SET_IRQCHIP IOAPIC pin %u vector 0x%x on vm fd %d",
+			       pin, vector, vm->vm_fd);
+	return 0;
+}
+
 int cpr_vm_signal_msi(struct cpr_vm *vm, const struct cpr_msi_msg *msg)
 {
 	struct kvm_msi msi;

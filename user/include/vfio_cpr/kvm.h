@@ -120,6 +120,14 @@ int cpr_vm_irqfd_assign(struct cpr_vm *vm, int fd, unsigned int gsi,
 			int resample_fd);
 int cpr_vm_irqfd_deassign(struct cpr_vm *vm, int fd, unsigned int gsi);
 
+/*
+ * Program IOAPIC pin @pin (KVM_GET/SET_IRQCHIP): unmasked, fixed delivery
+ * to APIC 0 with @vector, edge- or level-triggered.  An irqfd on GSI @pin
+ * then reaches the LAPIC (INTx of a device).
+ */
+int cpr_vm_ioapic_pin(struct cpr_vm *vm, unsigned int pin,
+		      unsigned int vector, bool level);
+
 /* KVM_SIGNAL_MSI: inject @msg now.  -EIO if no LAPIC accepted it. */
 int cpr_vm_signal_msi(struct cpr_vm *vm, const struct cpr_msi_msg *msg);
 
