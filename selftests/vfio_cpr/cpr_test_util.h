@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "vfio_cpr/handoff.h"
@@ -90,6 +91,20 @@ static inline void cpr_test_resume(struct cpr_resume_info *info)
 	if (info->leaked_fds)
 		SUCC_FAIL("fd audit after exec: %d fd(s) leaked into the successor",
 			  info->leaked_fds);
+}
+
+/*
+ * 2048 vectors hold 4096 eventfds: raise the soft RLIMIT_NOFILE to the
+ * hard one, as a VMM does (Debian's default soft limit is 1024).
+ */
+static inline void cpr_test_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 /*

@@ -352,6 +352,7 @@ TEST_F_TIMEOUT(kvm_cpr, exec_replaces_vm_without_losing_interrupts, 120)
 
 int main(int argc, char **argv)
 {
+	cpr_test_raise_nofile();
 	if (argc >= 4 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
 	    !strcmp(argv[2], "kvm"))
 		return successor_kvm(argv[3]);

@@ -48,6 +48,9 @@
 #define DMA_IOVA	0x100000ull	/* edu masks DMA to 28 bits */
 #define DMA_SIZE	0x200000ull
 #define DMA_MEM_NAME	"dma_mem"
+/* INTx reaches the VMs through this IOAPIC pin (edge) as this vector. */
+#define INTX_PIN	20
+#define INTX_VEC	0x60
 
 static char *devices[MAX_DEVICES];
 static unsigned int nr_devices;
@@ -76,6 +79,11 @@ struct ctx {
 	void *dma;		/* DMA buffer (edu), in a preserved memfd */
 	int dma_fd;
 };
+
+static bool is_intx(const struct ctx *c)
+{
+	return c->index == VFIO_PCI_INTX_IRQ_INDEX;
+}
 
 /* Roles of MSI-X vectors in a handoff; -1 where there are too few. */
 struct roles {
@@ -133,7 +141,13 @@ static int check_every_vector(struct ctx *c)
 	return cpr_vm_lapic_clear(c->vm, 0) ? 0 : -1;
 }
 
-/* A real-mode vCPU takes the device's vector 0 in its handler. */
+/* The LAPIC vector the device's first interrupt arrives as. */
+static unsigned int first_vec(const struct ctx *c)
+{
+	return is_intx(c) ? INTX_VEC : lapic_vec(c, 0);
+}
+
+/* A real-mode vCPU takes the device's (first) interrupt in its handler. */
 static int check_guest_takes(struct ctx *c, unsigned int *got)
 {
 	int ret;
@@ -145,9 +159,38 @@ static int check_guest_takes(struct ctx *c, unsigned int *got)
 	if (!ret)
 		ret = cpr_vm_guest_wait(c->vm, 0, GUEST_WAIT_MS, got);
 	ack(c);
-	if (!ret && *got != lapic_vec(c, 0))
+	if (!ret && is_intx(c))
+		ret = cpr_vfio_intx_unmask(c->d);
+	if (!ret && *got != first_vec(c))
 		ret = -EPROTO;
 	return ret;
+}
+
+/* INTx into the VM: the trigger eventfd as an irqfd on an IOAPIC pin. */
+static int intx_attach(struct ctx *c)
+{
+	int ret = cpr_vm_ioapic_pin(c->vm, INTX_PIN, INTX_VEC, false);
+
+	return ret ? ret : cpr_vm_irqfd_assign(c->vm, c->d->intx_fd,
+					       INTX_PIN, -1);
+}
+
+/* Raise INTx, see it in the VM's LAPIC, ack and unmask. */
+static const char *intx_into_vm(struct ctx *c)
+{
+	int ret;
+
+	if (cpr_vm_lapic_clear(c->vm, 0))
+		return "clearing the LAPIC";
+	if (cpr_vfio_raise(c->d, c->index, 0))
+		return "raising INTx";
+	ret = cpr_test_wait_irr(c->vm, 0, INTX_VEC, IRR_WAIT_MS);
+	ack(c);
+	if (ret != 1)
+		return "INTx did not reach the VM's LAPIC through its IOAPIC pin";
+	if (cpr_vfio_intx_unmask(c->d))
+		return "unmasking INTx";
+	return NULL;
 }
 
 /* Read an eventfd without blocking: its count, 0 if none, -errno. */
@@ -244,8 +287,11 @@ static const char *prepare_handoff(struct ctx *c)
 
 	if (c->dma && cpr_vfio_dma_unmap_vaddr(c->d, DMA_IOVA, DMA_SIZE))
 		return "VFIO_DMA_UNMAP_FLAG_VADDR before exec";
-	if (c->index == VFIO_PCI_INTX_IRQ_INDEX) {
-		/* INTx raised now stays masked in the kernel until unmask. */
+	if (is_intx(c)) {
+		if (cpr_handoff_mark_start(c->st) ||
+		    cpr_vm_irqfd_deassign(c->vm, c->d->intx_fd, INTX_PIN))
+			return "detaching INTx from the old VM";
+		/* Raised now, it waits in the eventfd, masked in vfio. */
 		if (cpr_vfio_raise(c->d, c->index, 0))
 			return "raising INTx in the blackout";
 		return NULL;
@@ -309,6 +355,13 @@ static const char *first_generation(const char *name, unsigned int index)
 			return "enabling INTx";
 		if (intx_round(&c))
 			return "INTx round trip before the handoff";
+		if (intx_attach(&c))
+			return "attaching INTx to VM #0";
+		why = intx_into_vm(&c);
+		if (why)
+			return why;
+		if (check_guest_takes(&c, &got))
+			return "real-mode vCPU of VM #0 taking INTx";
 	} else {
 		ret = cpr_vfio_enable_msi(c.d, index,
 					  cpr_vfio_irq_count(c.d, index),
@@ -420,9 +473,12 @@ static void successor_msi(struct ctx *c, struct cpr_resume_info *info)
 		       lapic_vec(c, 0), got);
 }
 
-static void successor_intx(struct ctx *c)
+static void successor_intx(struct ctx *c, struct cpr_resume_info *info)
 {
 	const char *why;
+	unsigned int got;
+	__u64 seen_ns;
+	int ret;
 
 	SUCC_ASSERT(c->d->intx_fd >= 0, "%s: INTx eventfd not inherited",
 		    c->d->name);
@@ -438,6 +494,34 @@ static void successor_intx(struct ctx *c)
 	SUCC_ASSERT(!why,
 		    "%s: after exec and unmask: %s (vfio no longer signals the inherited INTx eventfd?)",
 		    c->d->name, why);
+
+	/*
+	 * The reads above took the blackout interrupt: put one back, masked
+	 * as vfio left it, for the attach to inject into the new VM.
+	 */
+	ack(c);
+	SUCC_ASSERT_EQ(0, cpr_vfio_raise(c->d, c->index, 0), "raise");
+	SUCC_ASSERT_EQ(0, intx_attach(c),
+		       "%s: attaching the inherited INTx eventfd to VM #%llu",
+		       c->d->name, (unsigned long long)info->generation);
+	ret = cpr_test_wait_irr(c->vm, 0, INTX_VEC, IRR_WAIT_MS);
+	seen_ns = cpr_now_ns();
+	SUCC_ASSERT_EQ(1, ret,
+		       "%s INTx pending in the inherited eventfd not injected into VM #%llu on attach",
+		       c->d->name, (unsigned long long)info->generation);
+	printf("# %s INTx generation %llu: blackout %.3f ms\n", c->d->name,
+	       (unsigned long long)info->generation,
+	       (seen_ns - info->handoff_start_ns) / 1e6);
+	ack(c);
+	SUCC_ASSERT_EQ(0, cpr_vfio_intx_unmask(c->d), "unmask");
+	why = intx_into_vm(c);
+	SUCC_ASSERT(!why, "%s: VM #%llu: %s", c->d->name,
+		    (unsigned long long)info->generation, why);
+	ret = check_guest_takes(c, &got);
+	SUCC_ASSERT_EQ(0, ret,
+		       "real-mode vCPU of VM #%llu did not take %s's INTx (0x%x), got 0x%x",
+		       (unsigned long long)info->generation, c->d->name,
+		       INTX_VEC, got);
 	printf("# %s INTx: inherited trigger and %s unmask work after exec\n",
 	       c->d->name, c->d->intx_unmask_by_ioctl ? "ioctl" : "eventfd");
 }
@@ -495,7 +579,7 @@ static int successor_vfio(const char *arg)
 	if (c.index == VFIO_PCI_INTX_IRQ_INDEX) {
 		ret = cpr_vfio_enable_intx(c.d);
 		SUCC_ASSERT_EQ(0, ret, "%s: taking over INTx", name);
-		successor_intx(&c);
+		successor_intx(&c, &info);
 	} else {
 		successor_msi(&c, &info);
 	}
@@ -632,6 +716,7 @@ int main(int argc, char **argv)
 	char *env = getenv("VFIO_CPR_DEVICES");
 	int i;
 
+	cpr_test_raise_nofile();
 	if (argc >= 4 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
 	    !strcmp(argv[2], "vfio"))
 		return successor_vfio(argv[3]);
