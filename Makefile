@@ -5,8 +5,9 @@
 #
 #	make setup	install packages, extract kernel pieces (idempotent)
 #	make		build the library and the selftests
-#	make run	the main job: run the suite and print what it measured
-#	make check	every test this machine can run, and the code checks
+#	make run	the main job: host tier, then VM tier; prints the results
+#			and the blackout figures
+#	make check	every test, both tiers, and the code checks
 
 TOP := $(CURDIR)
 BUILD := $(TOP)/build
@@ -31,12 +32,24 @@ selftests: $(KSFT_DIR)/lib.mk
 selftests-llvm: $(KSFT_DIR)/lib.mk
 	$(KSFT_MAKE) OUTPUT=$(BUILD)/selftests-llvm LLVM=1
 
-# The main job: the suite against what this machine has.
+# The main job: the host tier, then the VM tier (edu, e1000e, mtty in a
+# QEMU guest); both run even if the first fails, then a summary of both.
 run: setup selftests
-	$(TOP)/scripts/run-host-tier.sh $(BUILD)/selftests
+	@bash -c 'set -o pipefail; rc=0; \
+	$(TOP)/scripts/run-host-tier.sh $(BUILD)/selftests | \
+		tee $(BUILD)/run-host-tier.log || rc=1; \
+	$(TOP)/scripts/run-vm-tier.sh | tee $(BUILD)/run-vm-tier.log || rc=1; \
+	echo "# ===== make run: summary (host tier, then VM tier)"; \
+	grep -hE "^vfio_cpr(-vm)?: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$$" \
+		$(BUILD)/run-host-tier.log $(BUILD)/run-vm-tier.log; \
+	exit $$rc'
 
 check-host: selftests
 	$(TOP)/scripts/run-host-tier.sh $(BUILD)/selftests
+
+# The VM tier: QEMU, kernel and mtty come from scripts/vm/provision.sh.
+check-vm: setup
+	$(TOP)/scripts/run-vm-tier.sh
 
 check-intree: setup
 	$(TOP)/scripts/check-intree.sh
@@ -51,6 +64,7 @@ check-kconfig: setup
 check: setup
 	$(MAKE) -s lib selftests selftests-llvm
 	$(MAKE) -s check-host
+	$(MAKE) -s check-vm
 	$(MAKE) -s check-intree
 	$(MAKE) -s checkpatch check-kconfig
 	@echo "check: all passed"
@@ -61,4 +75,4 @@ clean:
 		2>/dev/null || true
 
 .PHONY: all setup lib selftests selftests-llvm run check check-host \
-	check-intree checkpatch check-kconfig clean
+	check-vm check-intree checkpatch check-kconfig clean

@@ -10,6 +10,11 @@
 #   vfio_cpr.mdev_type=mtty-2               mtty type to create (or "none")
 #   vfio_cpr.cmd="COMMAND ARGS"             test command, run with sh -c in
 #                  /kselftest (default: ./run_kselftest.sh -c vfio_cpr)
+#   vfio_cpr.nofile=SOFT[:HARD]             RLIMIT_NOFILE of the test command
+#                  (default 65536:65536; the kernel gives init 1024:4096,
+#                  too few for kvm_cpr_test's 2048-vector variant, which
+#                  holds two eventfds per vector and does not raise its
+#                  own soft limit)
 #
 # It mounts proc/sys/dev/tmp, loads the modules listed in
 # /etc/vfio_cpr/modules in order ("file.ko [params]" per line), binds the
@@ -173,6 +178,20 @@ fi
 export VFIO_CPR_DEVICES="$devices"
 export VFIO_CPR_MDEV="$mdev"
 diag "VFIO_CPR_DEVICES=$VFIO_CPR_DEVICES"
+
+# Open-file limit of the test command.
+nofile=$(cmdline_get vfio_cpr.nofile)
+# Debian's stock limits by default: tests must cope with a 1024 soft limit.
+nofile=${nofile:-1024:524288}
+soft=${nofile%%:*} hard=${nofile#*:}
+# shellcheck disable=SC3045 # busybox ash has ulimit -H/-S
+if ulimit -n "$hard" 2>/dev/null && ulimit -S -n "$soft" 2>/dev/null; then
+	:
+else
+	diag "RLIMIT_NOFILE: cannot set $soft:$hard"
+fi
+# shellcheck disable=SC3045
+diag "RLIMIT_NOFILE: soft $(ulimit -S -n), hard $(ulimit -H -n)"
 
 cmd=$(cmdline_get vfio_cpr.cmd)
 cmd=${cmd:-./run_kselftest.sh -c vfio_cpr}

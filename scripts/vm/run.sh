@@ -20,7 +20,8 @@
 #                         virtio-net-pci,vectors=33 (give it a --bind too)
 #   --bind VVVV:DDDD      extra PCI id to bind to vfio-pci (repeatable); the
 #                         defaults are 1234:11e8 (edu) and 8086:10d3 (e1000e)
-#   --append ARGS         extra kernel command-line arguments
+#   --append ARGS         extra kernel command-line arguments (guest-init.sh
+#                         reads vfio_cpr.bind=, .mdev_type=, .nofile=)
 #   --cmd CMD             test command instead of ./run_kselftest.sh -c
 #                         vfio_cpr (run with sh -c in the guest's /kselftest;
 #                         no double quotes)

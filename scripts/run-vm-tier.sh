@@ -1,0 +1,197 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Usage: scripts/run-vm-tier.sh [options of scripts/vm/run.sh]
+#
+# The VM tier: install the vfio_cpr kselftests the way a kernel developer
+# does (scripts/intree.sh into .deps/linux, then
+#	make -C tools/testing/selftests TARGETS=vfio_cpr \
+#	     O=build/vm-ksft-obj install INSTALL_PATH=build/vm-ksft
+# ), boot them in a QEMU TCG guest with scripts/vm/run.sh (edu and e1000e
+# bound to vfio-pci behind an emulated intel-iommu, a fresh mtty mdev,
+# nested KVM) and run `run_kselftest.sh -c vfio_cpr` there.  Every program
+# the install lists in kselftest-list.txt runs; none is named here.
+#
+# Prints the guest's KTAP stream, the time each program took (host clock,
+# from its "# selftests: vfio_cpr: NAME" header to its result line), then
+#	vfio_cpr-vm: N passed, N failed, N skipped
+# (test cases, counted like run-host-tier.sh does; a program that fails or
+# skips without reporting a case counts once), then the blackout
+# diagnostics ("# [DEVICE ...] generation N...: blackout ..." lines) of
+# every test case.
+#
+# Options, passed to scripts/vm/run.sh (see its usage for all of them):
+#   --kernel FILE      boot this bzImage/vmlinux instead of Debian's 6.1
+#   --modules DIR      its modules (INSTALL_MOD_PATH root or lib/modules/REL)
+#   --device SPEC      extra QEMU -device (repeatable); give it a --bind
+#   --bind VVVV:DDDD   extra PCI id to bind to vfio-pci (repeatable)
+#   --append ARGS      extra kernel arguments (e.g. vfio_cpr.nofile=1024:4096)
+#   --keep-log FILE    keep the whole console log there
+#   --timeout SECONDS  kill QEMU after this long (default 480)
+#   --cmd CMD          another test command (no program list check then)
+#
+# Exits non-zero when run.sh fails (a `not ok`, a timeout, a crash, the test
+# command's status), when a listed program reported no result, or when
+# anything skipped although the tier can run: always on Debian's kernel
+# (the guest has KVM, vfio-pci and mtty), and with VFIO_CPR_NO_SKIP=1 on
+# any kernel; a --kernel of your own may lack what a test needs, and its
+# skips are then only reported.  QEMU, the kernel and mtty come from
+# scripts/vm/provision.sh, which run.sh calls.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+ktree=${VFIO_CPR_DEPS:-$top/.deps}/linux
+inst=$top/build/vm-ksft
+obj=$top/build/vm-ksft-obj
+
+custom_cmd='' own_kernel=''
+for a in "$@"; do
+	case $a in
+	--kernel) own_kernel=1 ;;
+	-h|--help) sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+	--kselftest-dir) echo "run-vm-tier: --kselftest-dir is this script's job" >&2; exit 2 ;;
+	--cmd) custom_cmd=1 ;;
+	esac
+done
+
+now() { echo "${EPOCHREALTIME/,/.}"; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+t_start=$(now)
+
+# --- Build and install the kselftests, as in a kernel tree.
+"$top/scripts/setup-host.sh"
+"$top/scripts/intree.sh" "$ktree" >/dev/null
+rm -rf "$inst" "$obj"
+mkdir -p "$top/build"
+make_args=()
+[ -z "${LLVM:-}" ] || make_args+=("LLVM=$LLVM")
+echo "# vfio_cpr-vm: make -C tools/testing/selftests TARGETS=vfio_cpr install"
+if ! make -s -C "$ktree/tools/testing/selftests" TARGETS=vfio_cpr \
+		USERCFLAGS=-Werror "${make_args[@]}" O="$obj" \
+		INSTALL_PATH="$inst" install > "$top/build/vm-ksft-install.log" 2>&1; then
+	cat "$top/build/vm-ksft-install.log" >&2
+	echo "run-vm-tier: building/installing the kselftests failed" >&2
+	exit 1
+fi
+mapfile -t listed < <(sed -n 's/^vfio_cpr://p' "$inst/kselftest-list.txt")
+if [ ${#listed[@]} -eq 0 ]; then
+	echo "run-vm-tier: $inst/kselftest-list.txt lists no vfio_cpr program" >&2
+	exit 1
+fi
+echo "# vfio_cpr-vm: installed in $inst: ${listed[*]}"
+t_built=$(now)
+
+# --- Run them in the guest; follow the KTAP stream as it comes.
+pass=0 fail=0 skip=0
+prog='' case_name='' t_prog=''
+declare -A p_pass=() p_fail=() p_skip=() p_time=() p_result=()
+blackouts=()
+sentinel='@@run-vm-tier: run.sh status '
+run_rc=''
+hdr_re='^# selftests: vfio_cpr: ([^ ]+)$'
+res_re='^(not )?ok [0-9]+ selftests: vfio_cpr: ([^ ]+)(.*)$'
+case_re='^# (not )?ok [0-9]+ (.*)$'
+run_re='^# #  RUN +([^ ]+)'
+# "# generation 1, 64 vectors: blackout ..." (kvm_cpr_test) or
+# "# 0000:00:03.0 MSI-X generation 1: blackout ..." (a device first)
+black_re='^# (# (.* )?generation [0-9]+.*blackout [0-9].*)$'
+while IFS= read -r line; do
+	if [[ $line == "$sentinel"* ]]; then
+		run_rc=${line#"$sentinel"}
+		continue
+	fi
+	printf '%s\n' "$line"
+	if [[ $line =~ $hdr_re ]]; then
+		prog=${BASH_REMATCH[1]} case_name='' t_prog=$(now)
+		p_pass[$prog]=0 p_fail[$prog]=0 p_skip[$prog]=0
+	elif [[ $line =~ $res_re ]]; then
+		p=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
+		[ -n "${p_pass[$p]+x}" ] || { p_pass[$p]=0 p_fail[$p]=0 p_skip[$p]=0; }
+		if [ -n "${BASH_REMATCH[1]}" ]; then
+			p_result[$p]="not ok$rest"
+			[ "${p_fail[$p]}" -gt 0 ] || fail=$((fail + 1))
+		elif [[ $rest == *'# SKIP'* ]]; then
+			p_result[$p]=skip
+			[ "${p_skip[$p]}" -gt 0 ] || skip=$((skip + 1))
+		else
+			p_result[$p]=ok
+			[ $((p_pass[$p] + p_skip[$p])) -gt 0 ] || pass=$((pass + 1))
+		fi
+		[ "$p" != "$prog" ] || [ -z "$t_prog" ] || p_time[$p]=$(secs "$t_prog" "$(now)")
+		prog='' t_prog=''
+	elif [ -n "$prog" ] && [[ $line =~ $case_re ]]; then
+		if [[ ${BASH_REMATCH[2]} == *'# SKIP'* ]]; then
+			skip=$((skip + 1)) p_skip[$prog]=$((p_skip[$prog] + 1))
+		elif [ -n "${BASH_REMATCH[1]}" ]; then
+			fail=$((fail + 1)) p_fail[$prog]=$((p_fail[$prog] + 1))
+		else
+			pass=$((pass + 1)) p_pass[$prog]=$((p_pass[$prog] + 1))
+		fi
+	elif [ -n "$prog" ] && [[ $line =~ ^'# 1..0 # SKIP' ]]; then
+		skip=$((skip + 1)) p_skip[$prog]=$((p_skip[$prog] + 1))
+	elif [ -n "$prog" ] && [[ $line =~ $run_re ]]; then
+		case_name=${BASH_REMATCH[1]}
+	elif [ -n "$prog" ] && [[ $line =~ $black_re ]]; then
+		blackouts+=("$prog${case_name:+ $case_name}|${BASH_REMATCH[1]}")
+	fi
+done < <(
+	rc=0
+	"$top/scripts/vm/run.sh" --kselftest-dir "$inst" "$@" || rc=$?
+	echo "$sentinel$rc"
+)
+t_end=$(now)
+
+problems=()
+[ "${run_rc:-x}" = 0 ] || problems+=("scripts/vm/run.sh exited with status ${run_rc:-unknown}")
+if [ -n "$prog" ]; then
+	problems+=("$prog started but reported no result")
+	fail=$((fail + 1))
+fi
+if [ -z "$custom_cmd" ]; then
+	for p in "${listed[@]}"; do
+		if [ -z "${p_result[$p]+x}" ]; then
+			problems+=("$p (in kselftest-list.txt) reported no result")
+			[ "$p" = "$prog" ] || fail=$((fail + 1))
+		fi
+	done
+fi
+[ "$fail" -eq 0 ] || problems+=("$fail failed")
+if [ "$skip" -gt 0 ]; then
+	if [ "${VFIO_CPR_NO_SKIP:-0}" = 1 ]; then
+		problems+=("$skip skipped with VFIO_CPR_NO_SKIP=1")
+	elif [ -z "$own_kernel" ]; then
+		problems+=("$skip skipped on Debian's kernel, where the guest has everything the tests need")
+	else
+		echo "# vfio_cpr-vm: $skip skipped on your kernel (a failure with VFIO_CPR_NO_SKIP=1)" >&2
+	fi
+fi
+
+times=
+for p in "${listed[@]}"; do
+	if [ -n "${p_time[$p]+x}" ]; then
+		times="$times${times:+,} $p ${p_time[$p]}s"
+		unset "p_time[$p]"
+	fi
+done
+for p in "${!p_time[@]}"; do
+	times="$times${times:+,} $p ${p_time[$p]}s"
+done
+echo "# vfio_cpr-vm: program times (host clock):${times:- none}"
+echo "# vfio_cpr-vm: total $(secs "$t_start" "$t_end")s (build and install $(secs "$t_start" "$t_built")s, VM $(secs "$t_built" "$t_end")s)"
+echo "vfio_cpr-vm: $pass passed, $fail failed, $skip skipped"
+if [ ${#blackouts[@]} -gt 0 ]; then
+	echo "# vfio_cpr-vm: blackout diagnostics (TCG guest, nested KVM: one run, not benchmarks)"
+	last=''
+	for b in "${blackouts[@]}"; do
+		where=${b%%|*}
+		[ "$where" = "$last" ] || echo "# $where:"
+		last=$where
+		echo "${b#*|}"
+	done
+fi
+if [ ${#problems[@]} -gt 0 ]; then
+	for p in "${problems[@]}"; do
+		echo "# vfio_cpr-vm: FAIL: $p" >&2
+	done
+	exit 1
+fi
