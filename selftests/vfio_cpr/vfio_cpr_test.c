@@ -55,19 +55,6 @@
 static char *devices[MAX_DEVICES];
 static unsigned int nr_devices;
 
-static const char *irq_name(unsigned int index)
-{
-	switch (index) {
-	case VFIO_PCI_INTX_IRQ_INDEX:
-		return "INTx";
-	case VFIO_PCI_MSI_IRQ_INDEX:
-		return "MSI";
-	case VFIO_PCI_MSIX_IRQ_INDEX:
-		return "MSI-X";
-	}
-	return "?";
-}
-
 /* Everything one generation holds. */
 struct ctx {
 	struct cpr_state *st;
@@ -375,7 +362,7 @@ static const char *first_generation(const char *name, unsigned int index)
 		bad = check_every_vector(&c);
 		if (bad >= 0) {
 			fprintf(stderr, "# %s %s vector %d not delivered into VM #0\n",
-				name, irq_name(index), bad);
+				name, cpr_vfio_irq_name(index), bad);
 			return "delivery into VM #0";
 		}
 		if (check_guest_takes(&c, &got))
@@ -400,7 +387,7 @@ static void successor_msi(struct ctx *c, struct cpr_resume_info *info)
 
 	ret = cpr_vectors_claim(c->st, c->d->name, NULL, &c->vs);
 	SUCC_ASSERT_EQ(0, ret, "%s: rebuilding %s vectors from the state",
-		       c->d->name, irq_name(c->index));
+		       c->d->name, cpr_vfio_irq_name(c->index));
 	r = roles_of(c);
 
 	/*
@@ -417,7 +404,7 @@ static void successor_msi(struct ctx *c, struct cpr_resume_info *info)
 	n = wait_count(c->vs->v[0].kvm_fd, IRR_WAIT_MS);
 	SUCC_ASSERT(n >= 1,
 		    "vfio-pci no longer signals the inherited eventfd of %s vector 0 of %s after exec",
-		    irq_name(c->index), c->d->name);
+		    cpr_vfio_irq_name(c->index), c->d->name);
 	ack(c);
 	SUCC_ASSERT_EQ(sizeof(__u64), write(c->vs->v[0].kvm_fd, &(__u64){1},
 					    sizeof(__u64)), "re-arm");
@@ -434,10 +421,10 @@ static void successor_msi(struct ctx *c, struct cpr_resume_info *info)
 	seen_ns = cpr_now_ns();
 	SUCC_ASSERT_EQ(1, ret,
 		       "%s %s vector 0 raised in the blackout was not injected into VM #%llu on attach",
-		       c->d->name, irq_name(c->index),
+		       c->d->name, cpr_vfio_irq_name(c->index),
 		       (unsigned long long)info->generation);
 	printf("# %s %s generation %llu: blackout %.3f ms\n", c->d->name,
-	       irq_name(c->index), (unsigned long long)info->generation,
+	       cpr_vfio_irq_name(c->index), (unsigned long long)info->generation,
 	       (seen_ns - info->handoff_start_ns) / 1e6);
 
 	if (r.p >= 0)
@@ -464,7 +451,7 @@ static void successor_msi(struct ctx *c, struct cpr_resume_info *info)
 	bad = check_every_vector(c);
 	SUCC_ASSERT_EQ(-1, bad,
 		       "%s %s vector %d does not deliver into VM #%llu after exec",
-		       c->d->name, irq_name(c->index), bad,
+		       c->d->name, cpr_vfio_irq_name(c->index), bad,
 		       (unsigned long long)info->generation);
 	ret = check_guest_takes(c, &got);
 	SUCC_ASSERT_EQ(0, ret,
@@ -670,7 +657,7 @@ TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 600)
 		}
 		if (!count) {
 			TH_LOG("%s has no %s: not applicable", devices[i],
-			       irq_name(variant->index));
+			       cpr_vfio_irq_name(variant->index));
 			continue;
 		}
 		ran++;
@@ -682,24 +669,24 @@ TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 600)
 							   variant->index);
 
 			fprintf(stderr, "# %s %s: %s failed: %s\n", devices[i],
-				irq_name(variant->index), why,
+				cpr_vfio_irq_name(variant->index), why,
 				cpr_last_error());
 			_exit(1);
 		}
 		ASSERT_EQ(pid, waitpid(pid, &status, 0));
 		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 			TH_LOG("%s %s: CPR across %d generations FAILED (status 0x%x)",
-			       devices[i], irq_name(variant->index),
+			       devices[i], cpr_vfio_irq_name(variant->index),
 			       GENERATIONS, status);
 			failed++;
 		} else {
 			TH_LOG("%s %s: %d generations passed", devices[i],
-			       irq_name(variant->index), GENERATIONS);
+			       cpr_vfio_irq_name(variant->index), GENERATIONS);
 		}
 	}
 	ASSERT_EQ(0u, failed);
 	if (!ran)
-		SKIP(return, "no device given has %s", irq_name(variant->index));
+		SKIP(return, "no device given has %s", cpr_vfio_irq_name(variant->index));
 }
 
 static void add_devices(char *list)

@@ -243,15 +243,24 @@ void cpr_vectors_free(struct cpr_vectors *vs, bool cleanup)
 	free(vs);
 }
 
+/* Vector @i, or NULL (reported) if there is no such vector. */
+static struct cpr_vector *vector_at(struct cpr_vectors *vs, unsigned int i,
+				    const char *what)
+{
+	if (i < vs->nr)
+		return &vs->v[i];
+	cpr_err(-EINVAL, "%s: %s vector %u of %u", vs->dev, what, i, vs->nr);
+	return NULL;
+}
+
 int cpr_vectors_set_msg(struct cpr_vectors *vs, unsigned int i,
 			const struct cpr_msi_msg *msg)
 {
-	struct cpr_vector *v;
+	struct cpr_vector *v = vector_at(vs, i, "set message of");
 	int ret;
 
-	if (i >= vs->nr)
-		return cpr_err(-EINVAL, "%s: vector %u of %u", vs->dev, i, vs->nr);
-	v = &vs->v[i];
+	if (!v)
+		return -EINVAL;
 	v->msg = *msg;
 	if (v->virq < 0)
 		return 0;
@@ -405,13 +414,11 @@ int cpr_vectors_detach(struct cpr_vectors *vs)
 
 int cpr_vectors_mask(struct cpr_vectors *vs, unsigned int i)
 {
-	struct cpr_vector *v;
+	struct cpr_vector *v = vector_at(vs, i, "mask");
 	int ret;
 
-	if (i >= vs->nr)
-		return cpr_err(-EINVAL, "%s: mask vector %u of %u", vs->dev, i,
-			       vs->nr);
-	v = &vs->v[i];
+	if (!v)
+		return -EINVAL;
 	if (v->attached) {
 		ret = cpr_vm_irqfd_deassign(vs->vm, v->kvm_fd, v->virq);
 		if (ret)
@@ -424,13 +431,11 @@ int cpr_vectors_mask(struct cpr_vectors *vs, unsigned int i)
 
 int cpr_vectors_unmask(struct cpr_vectors *vs, unsigned int i)
 {
-	struct cpr_vector *v;
+	struct cpr_vector *v = vector_at(vs, i, "unmask");
 	int ret;
 
-	if (i >= vs->nr)
-		return cpr_err(-EINVAL, "%s: unmask vector %u of %u", vs->dev, i,
-			       vs->nr);
-	v = &vs->v[i];
+	if (!v)
+		return -EINVAL;
 	v->masked = false;
 	if (v->pending && vs->vm) {
 		/* The PBA bit: deliver what was raised while masked. */

@@ -36,7 +36,7 @@
 
 #define VFIO_CONTAINER_PATH	"/dev/vfio/vfio"
 
-static const char *irq_index_name(unsigned int index)
+const char *cpr_vfio_irq_name(unsigned int index)
 {
 	switch (index) {
 	case VFIO_PCI_INTX_IRQ_INDEX:
@@ -345,7 +345,7 @@ static int query_info(struct cpr_vfio_dev *d)
 			/* mtty: EINVAL for the indexes it lacks (MSI-X, ERR). */
 			if (errno != EINVAL)
 				return cpr_err(-errno, "%s: VFIO_DEVICE_GET_IRQ_INFO %s (index %u)",
-					       d->name, irq_index_name(i), i);
+					       d->name, cpr_vfio_irq_name(i), i);
 			memset(ii, 0, sizeof(*ii));
 			ii->argsz = sizeof(*ii);
 			ii->index = i;
@@ -561,7 +561,7 @@ static int set_irqs(struct cpr_vfio_dev *d, __u32 action, unsigned int index,
 	set = calloc(1, size);
 	if (!set)
 		return cpr_err(-ENOMEM, "%s: VFIO_DEVICE_SET_IRQS %s of %u eventfds",
-			       d->name, irq_index_name(index), count);
+			       d->name, cpr_vfio_irq_name(index), count);
 	set->argsz = size;
 	set->flags = action |
 		     (fds ? VFIO_IRQ_SET_DATA_EVENTFD : VFIO_IRQ_SET_DATA_NONE);
@@ -576,7 +576,7 @@ static int set_irqs(struct cpr_vfio_dev *d, __u32 action, unsigned int index,
 	if (ret && !quiet)
 		return cpr_err(ret,
 			       "%s: VFIO_DEVICE_SET_IRQS %s %s %s start %u count %u (first fd %d)",
-			       d->name, irq_index_name(index),
+			       d->name, cpr_vfio_irq_name(index),
 			       irq_action_name(action),
 			       fds ? "DATA_EVENTFD" : "DATA_NONE", start, count,
 			       fds && count ? fds[0] : -1);
@@ -591,7 +591,7 @@ static int irq_range_check(const struct cpr_vfio_dev *d, unsigned int index,
 
 	if (!count || start >= have || count > have - start)
 		return cpr_err(-EINVAL, "%s: %s %s start %u count %u: the device has %u",
-			       d->name, what, irq_index_name(index), start, count,
+			       d->name, what, cpr_vfio_irq_name(index), start, count,
 			       have);
 	return 0;
 }
@@ -604,7 +604,7 @@ int cpr_vfio_irq_set_eventfds(struct cpr_vfio_dev *d, unsigned int index,
 
 	if (!fds)
 		return cpr_err(-EINVAL, "%s: %s eventfds: none given", d->name,
-			       irq_index_name(index));
+			       cpr_vfio_irq_name(index));
 	ret = irq_range_check(d, index, start, count, "eventfds for");
 	if (ret)
 		return ret;
@@ -629,7 +629,7 @@ int cpr_vfio_irq_trigger(struct cpr_vfio_dev *d, unsigned int index,
 	if (cpr_vfio_is_mtty(d))
 		return cpr_err(-EOPNOTSUPP,
 			       "%s: no software trigger of %s %u on an mdev (DATA_NONE|TRIGGER disables it)",
-			       d->name, irq_index_name(index), vector);
+			       d->name, cpr_vfio_irq_name(index), vector);
 	ret = irq_range_check(d, index, vector, 1, "software trigger of");
 	if (ret)
 		return ret;
@@ -651,11 +651,11 @@ int cpr_vfio_enable_msi(struct cpr_vfio_dev *d, unsigned int irq_index,
 		type = CPR_IRQ_MSI;
 	else
 		return cpr_err(-EINVAL, "%s: enable MSI: %s is not MSI or MSI-X",
-			       d->name, irq_index_name(irq_index));
+			       d->name, cpr_vfio_irq_name(irq_index));
 	if (d->reused)
 		return cpr_err(-EINVAL,
 			       "%s: %s of a reused device is already signalling: claim the vectors with cpr_vectors_claim()",
-			       d->name, irq_index_name(irq_index));
+			       d->name, cpr_vfio_irq_name(irq_index));
 	ret = irq_range_check(d, irq_index, 0, nr, "enabling");
 	if (ret)
 		return ret;
@@ -668,7 +668,7 @@ int cpr_vfio_enable_msi(struct cpr_vfio_dev *d, unsigned int irq_index,
 	if (!fds) {
 		cpr_vectors_free(vs, true);
 		return cpr_err(-ENOMEM, "%s: %u %s eventfds", d->name, nr,
-			       irq_index_name(irq_index));
+			       cpr_vfio_irq_name(irq_index));
 	}
 	for (i = 0; i < nr; i++)
 		fds[i] = vs->v[i].kvm_fd;

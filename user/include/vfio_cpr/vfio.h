@@ -213,6 +213,9 @@ int cpr_vfio_dma_unmap_vaddr(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
 int cpr_vfio_dma_update_vaddr(struct cpr_vfio_dev *d, __u64 iova,
 			      void *vaddr, __u64 size);
 
+/* "INTx", "MSI", "MSI-X", "ERR", "REQ" for a VFIO_PCI_*_IRQ_INDEX. */
+const char *cpr_vfio_irq_name(unsigned int index);
+
 /* The driver for a vendor/device pair, NULL if none. */
 const struct cpr_vfio_driver *cpr_vfio_driver_find(__u16 vendor,
 						   __u16 device);
