@@ -50,6 +50,7 @@ check-host: selftests
 # The VM tier: QEMU, kernel and mtty come from scripts/vm/provision.sh.
 check-vm: setup
 	$(TOP)/scripts/run-vm-tier.sh
+	$(TOP)/scripts/check-vfio-bind.sh
 
 check-intree: setup
 	$(TOP)/scripts/check-intree.sh

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Bind PCI devices to vfio-pci for the vfio_cpr tests on real hardware, and
@@ -11,31 +11,36 @@
 #                                        driver
 #   scripts/vfio-bind.sh status BDF...
 #
-# BDFs are full PCI addresses (0000:03:00.0); nothing else is accepted, so
+# POSIX sh (runs under busybox too).  BDFs are full PCI addresses (0000:03:00.0); nothing else is accepted, so
 # no path outside /sys/bus/pci/devices can be reached.  The original driver
 # is remembered in $VFIO_CPR_BIND_DIR (default /run/vfio_cpr/bind).  After
 # binding, run the tests with VFIO_CPR_DEVICES=BDF,... (see README).
-set -euo pipefail
+set -eu
 
 sys=${VFIO_CPR_SYSFS:-/sys}
 state=${VFIO_CPR_BIND_DIR:-/run/vfio_cpr/bind}
 
 die() { echo "vfio-bind: $*" >&2; exit 1; }
 
+x='[0-9a-fA-F]'
 check_bdf() {
-	[[ $1 =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$ ]] ||
-		die "'$1' is not a PCI address like 0000:03:00.0"
+	# A case pattern matches the whole word: no newline, '/' or '..'.
+	# shellcheck disable=SC2254 # $x is meant as a pattern
+	case $1 in
+	$x$x$x$x:$x$x:$x$x.[0-7]) ;;
+	*) die "'$1' is not a PCI address like 0000:03:00.0" ;;
+	esac
 	[ -d "$sys/bus/pci/devices/$1" ] || die "$1: no such PCI device"
 }
 
 driver_of() {
-	local link=$sys/bus/pci/devices/$1/driver
-
-	if [ -e "$link" ]; then basename "$(readlink -f "$link")"; fi
+	if [ -e "$sys/bus/pci/devices/$1/driver" ]; then
+		basename "$(readlink -f "$sys/bus/pci/devices/$1/driver")"
+	fi
 }
 
 bind_one() {
-	local bdf=$1 dev=$sys/bus/pci/devices/$1 drv
+	bdf=$1 dev="$sys/bus/pci/devices/$1"
 
 	drv=$(driver_of "$bdf")
 	if [ "$drv" = vfio-pci ]; then
@@ -58,7 +63,7 @@ bind_one() {
 }
 
 restore_one() {
-	local bdf=$1 dev=$sys/bus/pci/devices/$1 orig=
+	bdf=$1 dev="$sys/bus/pci/devices/$1" orig=
 
 	[ -f "$state/$bdf" ] && orig=$(cat "$state/$bdf")
 	if [ "$(driver_of "$bdf")" = vfio-pci ]; then
