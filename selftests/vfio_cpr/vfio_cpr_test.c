@@ -413,6 +413,9 @@ static void successor_msi(struct ctx *c, struct cpr_resume_info *info)
 		       "%s: attaching %u inherited eventfds to VM #%llu",
 		       c->d->name, c->vs->nr,
 		       (unsigned long long)info->generation);
+	SUCC_ASSERT_EQ(0, c->d->setup_ioctls,
+		       "%s: the successor sent setup ioctls (SET_IRQS...) to the device while taking over",
+		       c->d->name);
 	SUCC_ASSERT_EQ(1, c->vm->routing_commits,
 		       "%u vectors must be routed in ONE KVM_SET_GSI_ROUTING",
 		       c->vs->nr);
@@ -491,6 +494,9 @@ static void successor_intx(struct ctx *c, struct cpr_resume_info *info)
 	SUCC_ASSERT_EQ(0, intx_attach(c),
 		       "%s: attaching the inherited INTx eventfd to VM #%llu",
 		       c->d->name, (unsigned long long)info->generation);
+	SUCC_ASSERT_EQ(0, c->d->setup_ioctls,
+		       "%s: the successor sent setup ioctls (SET_IRQS...) to the device while taking over",
+		       c->d->name);
 	ret = cpr_test_wait_irr(c->vm, 0, INTX_VEC, IRR_WAIT_MS);
 	seen_ns = cpr_now_ns();
 	SUCC_ASSERT_EQ(1, ret,

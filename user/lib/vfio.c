@@ -223,6 +223,7 @@ static int open_fresh(struct cpr_vfio_dev *d)
 		return cpr_err(-EBUSY,
 			       "%s: group %d is not viable (flags 0x%x): bind every device in it to vfio",
 			       d->name, d->group_id, status.flags);
+	d->setup_ioctls += 3;	/* SET_CONTAINER, SET_IOMMU, GET_DEVICE_FD */
 	if (ioctl(d->group_fd, VFIO_GROUP_SET_CONTAINER, &d->container_fd))
 		return cpr_err(-errno, "%s: VFIO_GROUP_SET_CONTAINER group %d container fd %d",
 			       d->name, d->group_id, d->container_fd);
@@ -570,6 +571,9 @@ static int set_irqs(struct cpr_vfio_dev *d, __u32 action, unsigned int index,
 	set->count = count;
 	if (fds)
 		memcpy(set->data, fds, count * sizeof(__s32));
+	/* Eventfds given or IRQs disabled: setup.  Triggers, unmasks: not. */
+	if (fds || !count)
+		d->setup_ioctls++;
 	if (ioctl(d->device_fd, VFIO_DEVICE_SET_IRQS, set))
 		ret = -errno;
 	free(set);

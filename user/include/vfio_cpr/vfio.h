@@ -89,6 +89,14 @@ struct cpr_vfio_dev {
 	__u16 vendor, device;		/* from config space */
 	const struct cpr_vfio_driver *drv;	/* NULL: software triggers */
 
+	/*
+	 * Setup ioctls issued through this handle: VFIO_GROUP_SET_CONTAINER,
+	 * VFIO_SET_IOMMU, VFIO_GROUP_GET_DEVICE_FD, and VFIO_DEVICE_SET_IRQS
+	 * that gives eventfds or disables (not software triggers or unmasks).
+	 * A successor taking a device over must show 0 (tests check it).
+	 */
+	unsigned int setup_ioctls;
+
 	/* INTx, ERR and REQ notifier eventfds, -1 if not enabled. */
 	int intx_fd;			/* "<dev>_intx_interrupt" [0] */
 	int intx_unmask_fd;		/* "<dev>_intx_unmask" [0] */
