@@ -11,18 +11,25 @@
 #   * fetches linux-image-<ver> with `apt-get download` and unpacks it with
 #     `dpkg-deb -x` into .deps/vm/kernel/<ver>/root (never installed on the
 #     host), runs depmod on it and extracts the uncompressed ELF vmlinux
-#     from its vmlinuz (the XZ payload), for a fast PVH boot;
+#     from its vmlinuz (the XZ payload of 6.1, the zstd one of 6.12; zstd
+#     is installed when needed), for a fast PVH boot; when that fails,
+#     run.sh boots the vmlinuz (bzImage) itself;
 #   * builds the mtty sample driver (samples/vfio-mdev/mtty.c, extracted by
-#     scripts/setup-host.sh into .deps/linux) out of tree against
-#     /usr/src/linux-headers-<ver>, in .deps/vm/mtty/<ver>/;
+#     scripts/setup-host.sh into .deps/linux, of 6.1; for another major.minor
+#     M.m, e.g. 6.12, the mtty.c of Debian's linux-source-M.m, fetched with
+#     `apt-get download` and extracted alone into .deps/vm/src/M.m/) out of
+#     tree against /usr/src/linux-headers-<ver>, in .deps/vm/mtty/<ver>/;
 #   * records what it made in .deps/vm/kernel/<ver>/vm.env (shell
 #     assignments), copies that to .deps/vm/current.env (the default of
 #     mkinitramfs.sh) and prints the vm.env path on stdout (run.sh uses it).
 #
 # <ver> is the kernel ABI name Debian's linux-image-amd64 depends on (e.g.
-# 6.1.0-56-amd64); override it with VFIO_CPR_KVER=<ver>.  Other overrides:
-# VFIO_CPR_DEPS (default <top>/.deps), VFIO_CPR_LINUX_SRC (default
-# $VFIO_CPR_DEPS/linux, where mtty.c is looked up).
+# 6.1.0-56-amd64); override it with VFIO_CPR_KVER=<ver> (e.g.
+# 6.12.117+deb12-amd64, bookworm's 6.12: zstd vmlinuz, 6.12's mtty.c, which
+# refuses an INTx unmask eventfd, so the library unmasks by ioctl).  Other
+# overrides: VFIO_CPR_DEPS (default <top>/.deps), VFIO_CPR_LINUX_SRC
+# (default $VFIO_CPR_DEPS/linux, where mtty.c is looked up; when set, used
+# for any kernel version).
 #
 # Idempotent: each step leaves a stamp file; a second run only checks the
 # package list and the stamps.  -q: print nothing but errors.
@@ -142,28 +149,70 @@ fi
 vmlinuz=$root/boot/vmlinuz-$kver
 [ -f "$vmlinuz" ] || die "missing $vmlinuz"
 
-# 2. Uncompressed ELF vmlinux: find the XZ stream in the bzImage and
-# decompress it; the first candidate that yields an ELF image wins.
+# 2. Uncompressed ELF vmlinux, for a fast PVH boot: the bzImage header
+# (boot protocol 2.08+) locates the compressed payload; its magic picks the
+# decompressor (XZ for 6.1, zstd for 6.12, gzip).  The last 4 bytes of the
+# payload are the kernel's appended size, not part of the stream.  Fallback
+# for older headers: scan for XZ streams.  When nothing yields an ELF image,
+# run.sh boots the bzImage itself (slower: it decompresses in the guest).
 is_elf() { [ "$(head -c4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ]; }
-if [ ! -f "$kdir/.stamp-vmlinux" ] || ! is_elf "$kdir/vmlinux"; then
+# le32/u8 of FILE at byte OFFSET
+rd_u32() { od -An -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
+rd_u8() { od -An -t u1 -j "$2" -N 1 "$1" | tr -d ' '; }
+# Decompress FILE's payload into OUT; fails when it is not a known format
+# or does not decompress to an ELF image.
+extract_payload() { # FILE OUT
+	local f=$1 out=$2 ss poff plen start magic dec
+	[ "$(head -c 518 "$f" | tail -c 4)" = HdrS ] || return 1
+	ss=$(rd_u8 "$f" $((0x1f1)))
+	[ "$ss" -ne 0 ] || ss=4
+	poff=$(rd_u32 "$f" $((0x248)))
+	plen=$(rd_u32 "$f" $((0x24c)))
+	[ "${plen:-0}" -gt 4 ] || return 1
+	start=$(( (ss + 1) * 512 + poff ))
+	magic=$(od -An -t x1 -j "$start" -N 4 "$f" | tr -d ' ')
+	case $magic in
+	fd377a58) dec='xz -dc --single-stream' ;;
+	28b52ffd) dec='zstd -qdc'
+		command -v zstd >/dev/null || install_pkgs zstd ;;
+	1f8b*) dec='gzip -dc' ;;
+	*) say "unsupported payload magic $magic in $(basename "$f")"; return 1 ;;
+	esac
+	# head may stop tail with SIGPIPE: only the decompressor's status counts.
+	# shellcheck disable=SC2086
+	(set +o pipefail; tail -c +$((start + 1)) "$f" | head -c $((plen - 4)) |
+		$dec > "$out" 2>/dev/null) && is_elf "$out"
+}
+vmlinux=$kdir/vmlinux
+if [ ! -f "$kdir/.stamp-vmlinux" ] || { [ "$(cat "$kdir/.stamp-vmlinux")" != bzImage ] && ! is_elf "$kdir/vmlinux"; }; then
 	say "extracting vmlinux from $(basename "$vmlinuz")"
 	ok=
-	# shellcheck disable=SC2013 # one byte offset per line
-	for off in $(LC_ALL=C grep -aboP '\xfd7zXZ\x00' "$vmlinuz" | cut -d: -f1); do
-		# xz stops at the end of its stream, so tail may die of SIGPIPE:
-		# only xz's status counts.
-		if (set +o pipefail; tail -c +$((off + 1)) "$vmlinuz" |
-				xz -dc --single-stream > "$kdir/vmlinux.tmp" 2>/dev/null) &&
-				is_elf "$kdir/vmlinux.tmp"; then
-			mv "$kdir/vmlinux.tmp" "$kdir/vmlinux"
-			ok=1
-			break
-		fi
-	done
+	if extract_payload "$vmlinuz" "$kdir/vmlinux.tmp"; then
+		ok=1
+	else
+		# shellcheck disable=SC2013 # one byte offset per line
+		for off in $(LC_ALL=C grep -aboP '\xfd7zXZ\x00' "$vmlinuz" | cut -d: -f1); do
+			# xz stops at the end of its stream, so tail may die of
+			# SIGPIPE: only xz's status counts.
+			if (set +o pipefail; tail -c +$((off + 1)) "$vmlinuz" |
+					xz -dc --single-stream > "$kdir/vmlinux.tmp" 2>/dev/null) &&
+					is_elf "$kdir/vmlinux.tmp"; then
+				ok=1
+				break
+			fi
+		done
+	fi
+	if [ -n "$ok" ]; then
+		mv "$kdir/vmlinux.tmp" "$kdir/vmlinux"
+		echo vmlinux > "$kdir/.stamp-vmlinux"
+	else
+		rm -f "$kdir/vmlinux"
+		say "warning: no ELF vmlinux in $(basename "$vmlinuz"): booting the bzImage"
+		echo bzImage > "$kdir/.stamp-vmlinux"
+	fi
 	rm -f "$kdir/vmlinux.tmp"
-	[ -n "$ok" ] || die "no XZ-compressed ELF payload found in $vmlinuz"
-	touch "$kdir/.stamp-vmlinux"
 fi
+[ "$(cat "$kdir/.stamp-vmlinux")" != bzImage ] || vmlinux=$vmlinuz
 
 # 3. depmod, so that modprobe --show-depends can resolve the load order.
 if [ ! -f "$kdir/.stamp-depmod" ] ||
@@ -173,14 +222,64 @@ if [ ! -f "$kdir/.stamp-depmod" ] ||
 	touch "$kdir/.stamp-depmod"
 fi
 
-# 4. mtty.ko, out of tree against the matching headers.
+# 4. mtty.ko, out of tree against the matching headers, from the mtty.c of
+# the kernel's major.minor: the tree of scripts/setup-host.sh (6.1) when it
+# matches, else samples/vfio-mdev/mtty.c alone, extracted from Debian's
+# linux-source-<major.minor> into .deps/vm/src/<major.minor>/ (the .deb is
+# fetched with `apt-get download`, never installed, and deleted after).
+# VFIO_CPR_LINUX_SRC, when set, is used whatever its version.
+kmm=$(echo "$kver" | sed -n 's/^\([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')
+[ -n "$kmm" ] || die "cannot tell the major.minor of $kver"
+tree_mm() { # TREE -> its VERSION.PATCHLEVEL
+	[ -f "$1/Makefile" ] || return 0
+	sed -n 's/^VERSION = \([0-9]*\)$/\1/p; s/^PATCHLEVEL = \([0-9]*\)$/\1/p' "$1/Makefile" |
+		head -n 2 | paste -sd.
+}
+fetch_mtty_src() { # MAJOR.MINOR DESTDIR
+	local mm=$1 dst=$2 ver pkg debs deb member
+	pkg=linux-source-$mm
+	[ -f "$dst/.stamp" ] && [ -f "$dst/samples/vfio-mdev/mtty.c" ] && return 0
+	# The source version of the image, else apt's candidate.
+	ver=$(dpkg-deb -f "$(cat "$kdir/.stamp-unpacked")" Version 2>/dev/null || true)
+	debs=("$vmdir/debs/${pkg}_"*.deb)
+	deb=${debs[0]}
+	if [ ! -f "$deb" ]; then
+		say "downloading $pkg${ver:+ $ver} (for samples/vfio-mdev/mtty.c)"
+		if ! { [ -n "$ver" ] && (cd "$vmdir/debs" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1); } &&
+				! (cd "$vmdir/debs" && apt-get download -q "$pkg" >/dev/null 2>&1); then
+			apt_update
+			(cd "$vmdir/debs" && apt-get download -q "$pkg" >/dev/null) ||
+				die "apt-get download $pkg failed"
+		fi
+		debs=("$vmdir/debs/${pkg}_"*.deb)
+		deb=${debs[0]}
+		[ -f "$deb" ] || die "apt-get download left no ${pkg}_*.deb"
+	fi
+	say "extracting mtty.c from $(basename "$deb")"
+	member=$(dpkg-deb -c "$deb" | sed -n 's|.* \(\./usr/src/linux-source-[^ ]*\.tar\.xz\)$|\1|p' | head -n1)
+	[ -n "$member" ] || die "$deb holds no usr/src/linux-source-*.tar.xz"
+	rm -rf "$dst"
+	mkdir -p "$dst.tmp"
+	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "$member" |
+		tar -xJf - -C "$dst.tmp" --wildcards '*/samples/vfio-mdev/mtty.c' ||
+		die "cannot extract samples/vfio-mdev/mtty.c from $deb"
+	mkdir -p "$dst/samples/vfio-mdev"
+	mv "$dst.tmp"/*/samples/vfio-mdev/mtty.c "$dst/samples/vfio-mdev/mtty.c"
+	rm -rf "$dst.tmp"
+	basename "$deb" > "$dst/.stamp"
+	rm -f "$deb"
+}
+if [ -z "${VFIO_CPR_LINUX_SRC:-}" ] && [ ! -f "$linux_src/samples/vfio-mdev/mtty.c" ]; then
+	say "no $linux_src/samples/vfio-mdev/mtty.c yet: running scripts/setup-host.sh"
+	VFIO_CPR_DEPS=$deps "$top/scripts/setup-host.sh" >&2
+fi
+if [ -z "${VFIO_CPR_LINUX_SRC:-}" ] && [ "$(tree_mm "$linux_src")" != "$kmm" ]; then
+	linux_src=$vmdir/src/$kmm
+	fetch_mtty_src "$kmm" "$linux_src"
+fi
 mtty_src=$linux_src/samples/vfio-mdev/mtty.c
 hdrs=/usr/src/linux-headers-$kver
 mdir=$vmdir/mtty/$kver
-if [ ! -f "$mtty_src" ] && [ -z "${VFIO_CPR_LINUX_SRC:-}" ]; then
-	say "no $mtty_src yet: running scripts/setup-host.sh"
-	VFIO_CPR_DEPS=$deps "$top/scripts/setup-host.sh" >&2
-fi
 [ -f "$mtty_src" ] || die "missing $mtty_src: run scripts/setup-host.sh first"
 [ -d "$hdrs" ] || die "missing $hdrs"
 sum=$(sha256sum "$mtty_src" | cut -d' ' -f1)
@@ -203,7 +302,7 @@ fi
 cat > "$kdir/vm.env.tmp" <<EOF
 # Written by scripts/vm/provision.sh; sourced by scripts/vm/run.sh.
 VM_KVER='$kver'
-VM_VMLINUX='$kdir/vmlinux'
+VM_VMLINUX='$vmlinux'
 VM_VMLINUZ='$vmlinuz'
 VM_MODROOT='$root'
 VM_MTTY_KO='$mdir/mtty.ko'
