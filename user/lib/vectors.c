@@ -282,6 +282,17 @@ static int vector_irqfd(struct cpr_vectors *vs, unsigned int i)
 	return 0;
 }
 
+/* Undo vectors_route(): irqfds, routes (one commit), GSIs. */
+static void vectors_unroute(struct cpr_vectors *vs)
+{
+	unsigned int i;
+
+	for (i = 0; i < vs->nr; i++)
+		vector_detach_vm(vs, i);
+	cpr_vm_routes_commit(vs->vm);
+	vs->vm = NULL;
+}
+
 /* Routes for every vector with a kvm fd, one commit, irqfds if unmasked. */
 static int vectors_route(struct cpr_vectors *vs, struct cpr_vm *vm)
 {
@@ -308,12 +319,8 @@ static int vectors_route(struct cpr_vectors *vs, struct cpr_vm *vm)
 	for (i = 0; i < vs->nr && !ret; i++)
 		if (vs->v[i].virq >= 0 && !vs->v[i].masked)
 			ret = vector_irqfd(vs, i);
-	if (ret) {
-		for (i = 0; i < vs->nr; i++)
-			vector_detach_vm(vs, i);
-		cpr_vm_routes_commit(vm);
-		vs->vm = NULL;
-	}
+	if (ret)
+		vectors_unroute(vs);
 	return ret;
 }
 
@@ -339,7 +346,6 @@ static int vectors_reinject(struct cpr_vectors *vs)
 
 int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm)
 {
-	unsigned int i;
 	int ret;
 
 	if (vs->vm)
@@ -349,12 +355,8 @@ int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm)
 	if (ret)
 		return ret;
 	ret = vectors_reinject(vs);
-	if (ret) {
-		for (i = 0; i < vs->nr; i++)
-			vector_detach_vm(vs, i);
-		cpr_vm_routes_commit(vm);
-		vs->vm = NULL;
-	}
+	if (ret)
+		vectors_unroute(vs);
 	return ret;
 }
 
