@@ -648,7 +648,7 @@ FIXTURE_TEARDOWN(vfio_cpr)
 {
 }
 
-TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 600)
+TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 300)
 {
 	unsigned int i, ran = 0, failed = 0;
 
