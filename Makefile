@@ -52,6 +52,13 @@ check-vm: setup
 	$(TOP)/scripts/run-vm-tier.sh
 	$(TOP)/scripts/check-vfio-bind.sh
 
+# The host tier again, built with clang's sanitizers (a report in any
+# generation, successors included, fails the test):
+#	make check-san [SANITIZE=address,undefined]
+SANITIZE ?= address,undefined
+check-san: $(KSFT_DIR)/lib.mk
+	$(TOP)/scripts/run-sanitized.sh $(SANITIZE)
+
 # The VM tier again on the newest 6.12 kernel Debian 12 ships (mtty there
 # refuses the INTx unmask eventfd: the ioctl path runs).
 NEWER_KVER = $(shell apt-cache search --names-only \
@@ -75,6 +82,7 @@ check-kconfig: setup
 check: setup
 	$(MAKE) -s lib selftests selftests-llvm
 	$(MAKE) -s check-host
+	$(MAKE) -s check-san
 	$(MAKE) -s check-vm
 	$(MAKE) -s check-vm-newer
 	$(MAKE) -s check-intree
@@ -87,4 +95,4 @@ clean:
 		2>/dev/null || true
 
 .PHONY: all setup lib selftests selftests-llvm run check check-host \
-	check-vm check-vm-newer check-intree checkpatch check-kconfig clean
+	check-san check-vm check-vm-newer check-intree checkpatch check-kconfig clean

@@ -14,7 +14,7 @@ stamp=$ktree/.vfio_cpr-extracted
 # Bump when the set of extracted paths changes.
 layout=2
 
-pkgs=(build-essential make gcc clang llvm lld linux-source-6.1 linux-libc-dev
+pkgs=(build-essential make gcc clang llvm lld libclang-rt-14-dev linux-source-6.1 linux-libc-dev
       rsync xz-utils bc flex bison perl python3 kmod cpio)
 
 missing=()
