@@ -32,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vfio_cpr/log.h"
@@ -111,9 +113,29 @@ struct cpr_state {
 
 /* ---- Hash table keeping insertion order ---- */
 
+/*
+ * A per-process secret in the hash: the keys come from the predecessor,
+ * and with a public hash it could pick (name, index) pairs that all land
+ * in one probe run and make parsing quadratic (65536 such records took
+ * 3 s, 131072 took 12 s).
+ */
+static __u32 hash_seed[2];
+
+static void __attribute__((constructor)) hash_seed_init(void)
+{
+	if (getrandom(hash_seed, sizeof(hash_seed), GRND_NONBLOCK) !=
+	    sizeof(hash_seed)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		hash_seed[0] = (__u32)ts.tv_nsec ^ (__u32)getpid() << 16;
+		hash_seed[1] = (__u32)ts.tv_sec * 0x9e3779b9u ^ hash_seed[0];
+	}
+}
+
 static __u32 key_hash(const char *name, size_t len, __u32 index)
 {
-	__u32 h = 2166136261u;	/* FNV-1a over the name */
+	__u32 h = 2166136261u ^ hash_seed[0];	/* FNV-1a over the name */
 	size_t i;
 
 	for (i = 0; i < len; i++) {
@@ -122,6 +144,7 @@ static __u32 key_hash(const char *name, size_t len, __u32 index)
 	}
 	/* Mix the index in and avalanche, so that vectors 0..N spread. */
 	h ^= index * 0x9e3779b9u;
+	h ^= hash_seed[1];
 	h ^= h >> 16;
 	h *= 0x85ebca6bu;
 	h ^= h >> 13;
