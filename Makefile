@@ -59,6 +59,16 @@ SANITIZE ?= address,undefined
 check-san: $(KSFT_DIR)/lib.mk
 	$(TOP)/scripts/run-sanitized.sh $(SANITIZE)
 
+# libFuzzer on cpr_state_parse(), the loader a successor runs on what its
+# predecessor wrote:  make fuzz [FUZZ_SECONDS=600]   make fuzz-smoke (20 s)
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(MAKE) -s -C $(TOP)/user/fuzz O=$(BUILD)/fuzz run \
+		FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+fuzz-smoke: setup
+	$(MAKE) -s -C $(TOP)/user/fuzz O=$(BUILD)/fuzz smoke
+
 # The VM tier again on the newest 6.12 kernel Debian 12 ships (mtty there
 # refuses the INTx unmask eventfd: the ioctl path runs).
 NEWER_KVER = $(shell apt-cache search --names-only \
@@ -83,6 +93,7 @@ check: setup
 	$(MAKE) -s lib selftests selftests-llvm
 	$(MAKE) -s check-host
 	$(MAKE) -s check-san
+	$(MAKE) -s fuzz-smoke
 	$(MAKE) -s check-vm
 	$(MAKE) -s check-vm-newer
 	$(MAKE) -s check-intree
@@ -95,4 +106,4 @@ clean:
 		2>/dev/null || true
 
 .PHONY: all setup lib selftests selftests-llvm run check check-host \
-	check-san check-vm check-vm-newer check-intree checkpatch check-kconfig clean
+	check-san fuzz fuzz-smoke check-vm check-vm-newer check-intree checkpatch check-kconfig clean
