@@ -614,20 +614,17 @@ int cpr_vm_lapic_irr(struct cpr_vm *vm, unsigned int vcpu, __u64 irr[4])
 int cpr_vm_lapic_irr_test(struct cpr_vm *vm, unsigned int vcpu,
 			  unsigned int vector)
 {
-	struct kvm_lapic_state s;
+	__u64 irr[4];
 	int ret;
 
 	if (vector > 255)
 		return cpr_err(-EINVAL,
 			       "testing IRR vector %u of vcpu %u: not a vector",
 			       vector, vcpu);
-	ret = check_vcpu(vm, vcpu, "testing a LAPIC IRR bit");
-	if (!ret)
-		ret = lapic_get(vm, vcpu, &s);
+	ret = cpr_vm_lapic_irr(vm, vcpu, irr);
 	if (ret)
 		return ret;
-	return (apic_reg(&s, APIC_IRR + 0x10 * (vector / 32)) >>
-		(vector % 32)) & 1;
+	return (irr[vector / 64] >> (vector % 64)) & 1;
 }
 
 int cpr_vm_lapic_clear(struct cpr_vm *vm, unsigned int vcpu)

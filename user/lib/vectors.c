@@ -551,7 +551,8 @@ int cpr_vectors_save(struct cpr_vectors *vs)
 int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 		      struct cpr_vm *vm, struct cpr_vectors **out)
 {
-	char name[CPR_NAME_MAX + 1], fdname[CPR_NAME_MAX + 1];
+	char name[CPR_NAME_MAX + 1], irq_name[CPR_NAME_MAX + 1];
+	char kvm_name[CPR_NAME_MAX + 1];
 	const struct cpr_msi_sec_hdr *h;
 	const struct cpr_msi_sec_vec *sv;
 	struct cpr_vectors *vs;
@@ -560,6 +561,11 @@ int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 	int ret;
 
 	ret = msi_section_name(name, sizeof(name), dev);
+	if (!ret)
+		ret = fd_name(irq_name, sizeof(irq_name), dev,
+			      CPR_NOTIFY_INTERRUPT);
+	if (!ret)
+		ret = fd_name(kvm_name, sizeof(kvm_name), dev, CPR_NOTIFY_KVM);
 	if (ret)
 		return ret;
 	h = cpr_state_get_section(st, name, &len);
@@ -587,10 +593,8 @@ int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 		v->pending = sv[i].flags & CPR_VEC_F_PENDING;
 		v->lapic_pending = sv[i].flags & CPR_VEC_F_LAPIC_PENDING;
 
-		fd_name(fdname, sizeof(fdname), dev, CPR_NOTIFY_INTERRUPT);
-		v->interrupt_fd = cpr_state_find_fd(st, fdname, i);
-		fd_name(fdname, sizeof(fdname), dev, CPR_NOTIFY_KVM);
-		v->kvm_fd = cpr_state_find_fd(st, fdname, i);
+		v->interrupt_fd = cpr_state_find_fd(st, irq_name, i);
+		v->kvm_fd = cpr_state_find_fd(st, kvm_name, i);
 	}
 
 	if (vm) {
