@@ -137,14 +137,28 @@ static unsigned int first_vec(const struct ctx *c)
 /* A real-mode vCPU takes the device's (first) interrupt in its handler. */
 static int check_guest_takes(struct ctx *c, unsigned int *got)
 {
+	__u64 end = cpr_now_ns() + GUEST_WAIT_MS * 1000000ull;
+	unsigned int strays = 0;
 	int ret;
 
 	*got = 0;
 	ret = cpr_vm_lapic_clear(c->vm, 0);
 	if (!ret)
 		ret = raise_vec(c, 0);
-	if (!ret)
+	/*
+	 * An emulated e1000e may still send an MSI-X message from an earlier
+	 * raise (seen once in ~10 runs: vector 3 while vector 0 was awaited).
+	 * Such a stray is taken first if its priority is higher: note it and
+	 * keep waiting; the awaited vector must still come.
+	 */
+	while (!ret) {
 		ret = cpr_vm_guest_wait(c->vm, 0, GUEST_WAIT_MS, got);
+		if (ret || *got == first_vec(c) || ++strays > 8 ||
+		    cpr_now_ns() > end)
+			break;
+		printf("# %s: vCPU took stray vector 0x%x before 0x%x\n",
+		       c->d->name, *got, first_vec(c));
+	}
 	ack(c);
 	if (!ret && is_intx(c))
 		ret = cpr_vfio_intx_unmask(c->d);
