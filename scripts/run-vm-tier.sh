@@ -20,7 +20,13 @@
 # diagnostics ("# [DEVICE ...] generation N...: blackout ..." lines) of
 # every test case.
 #
-# Options, passed to scripts/vm/run.sh (see its usage for all of them):
+# Options of this script:
+#   --uapi DIR         build the kselftests against these uapi headers
+#                      (KHDR_INCLUDES=-isystem DIR; the usr/include of
+#                      `make headers_install`): needed for the cdev/iommufd
+#                      variants, which the host's 6.1 headers lack
+#   --kconfig FILE     the --kernel's .config (default: "config" beside it)
+# Options passed to scripts/vm/run.sh (see its usage for all of them):
 #   --kernel FILE      boot this bzImage/vmlinux instead of Debian's 6.1
 #   --modules DIR      its modules (INSTALL_MOD_PATH root or lib/modules/REL)
 #   --device SPEC      extra QEMU -device (repeatable); give it a --bind
@@ -35,8 +41,12 @@
 # anything skipped although the tier can run: always on Debian's kernel
 # (the guest has KVM, vfio-pci and mtty), and with VFIO_CPR_NO_SKIP=1 on
 # any kernel; a --kernel of your own may lack what a test needs, and its
-# skips are then only reported.  QEMU, the kernel and mtty come from
-# scripts/vm/provision.sh, which run.sh calls.
+# skips are then only reported.  One exception: when the kernel's config
+# shows no CONFIG_IOMMUFD or no CONFIG_VFIO_DEVICE_CDEV (all of Debian's
+# kernels), the vfio_cpr_test cdev_* variants SKIP with "vfio cdev/iommufd
+# unavailable" and that is counted and shown, not a failure; on a kernel
+# that has both, they must run (build with --uapi).  QEMU, the kernel and
+# mtty come from scripts/vm/provision.sh.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,15 +54,44 @@ ktree=${VFIO_CPR_DEPS:-$top/.deps}/linux
 inst=$top/build/vm-ksft
 obj=$top/build/vm-ksft-obj
 
-custom_cmd='' own_kernel=''
-for a in "$@"; do
-	case $a in
-	--kernel) own_kernel=1 ;;
+custom_cmd='' own_kernel='' uapi='' kconfig=''
+run_args=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--uapi) uapi=$2; shift 2; continue ;;
+	--kconfig) kconfig=$2; shift 2; continue ;;
+	--kernel) own_kernel=$2 ;;
 	-h|--help) sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	--kselftest-dir) echo "run-vm-tier: --kselftest-dir is this script's job" >&2; exit 2 ;;
 	--cmd) custom_cmd=1 ;;
 	esac
+	run_args+=("$1")
+	shift
 done
+[ -z "$uapi" ] || [ -f "$uapi/linux/vfio.h" ] ||
+	{ echo "run-vm-tier: --uapi $uapi holds no linux/vfio.h" >&2; exit 2; }
+
+# The kernel's config decides whether the cdev/iommufd variants can run.
+if [ -n "$own_kernel" ]; then
+	[ -n "$kconfig" ] || kconfig=$(dirname "$own_kernel")/config
+else
+	env_file=$("$top/scripts/vm/provision.sh" -q | tail -n 1)
+	# shellcheck disable=SC1090
+	. "$env_file"
+	kconfig=$VM_MODROOT/boot/config-$VM_KVER
+fi
+cdev_skip_ok=
+if [ -r "$kconfig" ]; then
+	if ! grep -qE '^CONFIG_IOMMUFD=[ym]$' "$kconfig" ||
+			! grep -qE '^CONFIG_VFIO_DEVICE_CDEV=y$' "$kconfig"; then
+		cdev_skip_ok='vfio cdev/iommufd unavailable'
+		echo "# vfio_cpr-vm: $kconfig: no CONFIG_IOMMUFD or CONFIG_VFIO_DEVICE_CDEV: the cdev_* variants will skip"
+	else
+		echo "# vfio_cpr-vm: $kconfig has CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV: the cdev_* variants must run"
+	fi
+else
+	echo "# vfio_cpr-vm: no kernel config found ($kconfig): skips are judged as usual"
+fi
 
 now() { echo "${EPOCHREALTIME/,/.}"; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
@@ -65,6 +104,7 @@ rm -rf "$inst" "$obj"
 mkdir -p "$top/build"
 make_args=()
 [ -z "${LLVM:-}" ] || make_args+=("LLVM=$LLVM")
+[ -z "$uapi" ] || make_args+=("KHDR_INCLUDES=-isystem $(cd "$uapi" && pwd)")
 echo "# vfio_cpr-vm: make -C tools/testing/selftests TARGETS=vfio_cpr install"
 if ! make -s -C "$ktree/tools/testing/selftests" TARGETS=vfio_cpr \
 		USERCFLAGS=-Werror "${make_args[@]}" O="$obj" \
@@ -82,7 +122,7 @@ echo "# vfio_cpr-vm: installed in $inst: ${listed[*]}"
 t_built=$(now)
 
 # --- Run them in the guest; follow the KTAP stream as it comes.
-pass=0 fail=0 skip=0
+pass=0 fail=0 skip=0 skip_ok=0
 prog='' case_name='' t_prog=''
 declare -A p_pass=() p_fail=() p_skip=() p_time=() p_result=()
 blackouts=()
@@ -122,6 +162,9 @@ while IFS= read -r line; do
 	elif [ -n "$prog" ] && [[ $line =~ $case_re ]]; then
 		if [[ ${BASH_REMATCH[2]} == *'# SKIP'* ]]; then
 			skip=$((skip + 1)) p_skip[$prog]=$((p_skip[$prog] + 1))
+			if [ -n "$cdev_skip_ok" ] && [[ ${BASH_REMATCH[2]} == *"$cdev_skip_ok"* ]]; then
+				skip_ok=$((skip_ok + 1))
+			fi
 		elif [ -n "${BASH_REMATCH[1]}" ]; then
 			fail=$((fail + 1)) p_fail[$prog]=$((p_fail[$prog] + 1))
 		else
@@ -136,7 +179,8 @@ while IFS= read -r line; do
 	fi
 done < <(
 	rc=0
-	"$top/scripts/vm/run.sh" --kselftest-dir "$inst" "$@" || rc=$?
+	VFIO_CPR_SKIP_OK=$cdev_skip_ok \
+		"$top/scripts/vm/run.sh" --kselftest-dir "$inst" "${run_args[@]}" || rc=$?
 	echo "$sentinel$rc"
 )
 t_end=$(now)
@@ -156,13 +200,14 @@ if [ -z "$custom_cmd" ]; then
 	done
 fi
 [ "$fail" -eq 0 ] || problems+=("$fail failed")
-if [ "$skip" -gt 0 ]; then
+bad_skip=$((skip - skip_ok))
+if [ "$bad_skip" -gt 0 ]; then
 	if [ "${VFIO_CPR_NO_SKIP:-0}" = 1 ]; then
-		problems+=("$skip skipped with VFIO_CPR_NO_SKIP=1")
+		problems+=("$bad_skip skipped with VFIO_CPR_NO_SKIP=1")
 	elif [ -z "$own_kernel" ]; then
-		problems+=("$skip skipped on Debian's kernel, where the guest has everything the tests need")
+		problems+=("$bad_skip skipped on Debian's kernel, where the guest has everything the tests need")
 	else
-		echo "# vfio_cpr-vm: $skip skipped on your kernel (a failure with VFIO_CPR_NO_SKIP=1)" >&2
+		echo "# vfio_cpr-vm: $bad_skip skipped on your kernel (a failure with VFIO_CPR_NO_SKIP=1)" >&2
 	fi
 fi
 
@@ -178,7 +223,7 @@ for p in "${!p_time[@]}"; do
 done
 echo "# vfio_cpr-vm: program times (host clock):${times:- none}"
 echo "# vfio_cpr-vm: total $(secs "$t_start" "$t_end")s (build and install $(secs "$t_start" "$t_built")s, VM $(secs "$t_built" "$t_end")s)"
-echo "vfio_cpr-vm: $pass passed, $fail failed, $skip skipped"
+echo "vfio_cpr-vm: $pass passed, $fail failed, $skip skipped${cdev_skip_ok:+ ($skip_ok of them: cdev/iommufd, absent from this kernel)}"
 if [ ${#blackouts[@]} -gt 0 ]; then
 	echo "# vfio_cpr-vm: blackout diagnostics (TCG guest, nested KVM: one run, not benchmarks)"
 	last=''

@@ -33,11 +33,14 @@
 #
 # Exits non-zero on any `not ok` line, a QEMU timeout or crash, a missing
 # end marker, a non-zero status of the test command, or - when
-# VFIO_CPR_NO_SKIP=1 - any SKIP result.  On failure the last 60 lines of
-# the console log go to stderr.  Environment: VFIO_CPR_KVER (Debian kernel
-# ABI, see provision.sh), VFIO_CPR_NO_PROVISION=1 (do not call
-# provision.sh; use .deps/vm/current.env as it is), VFIO_CPR_QEMU (QEMU
-# binary), VFIO_CPR_NO_SKIP.
+# VFIO_CPR_NO_SKIP=1 - any SKIP result but those whose line contains the
+# text of VFIO_CPR_SKIP_OK (when set: a feature the kernel is known to
+# lack, e.g. "vfio cdev/iommufd unavailable"; such skips are counted and
+# shown).  On failure the last 60 lines of the console log go to stderr.
+# Environment: VFIO_CPR_KVER (Debian kernel ABI, see provision.sh),
+# VFIO_CPR_NO_PROVISION=1 (do not call provision.sh; use
+# .deps/vm/current.env as it is), VFIO_CPR_QEMU (QEMU binary),
+# VFIO_CPR_NO_SKIP, VFIO_CPR_SKIP_OK.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -145,7 +148,8 @@ notok_re='^[#[:space:]]*not ok[[:space:]]'
 skip_re='^[#[:space:]]*((not )?ok[[:space:]]+[0-9]+|1\.\.0).*#[[:space:]]*[Ss][Kk][Ii][Pp]'
 top_re='^(not )?ok [0-9]+'
 
-state=boot rc_guest='' qemu_rc='' n_notok=0 n_skip=0 n_ok_top=0 n_notok_top=0 t_begin=''
+state=boot rc_guest='' qemu_rc='' n_notok=0 n_skip=0 n_skip_ok=0 n_ok_top=0 n_notok_top=0 t_begin=''
+skip_ok=${VFIO_CPR_SKIP_OK:-}
 : > "$log"
 echo "# vm: $qemu ${qargs[*]}" >> "$log"
 while IFS= read -r line || [ -n "$line" ]; do
@@ -171,7 +175,13 @@ while IFS= read -r line || [ -n "$line" ]; do
 		fi
 		printf '%s\n' "$line"
 		[[ $line =~ $notok_re ]] && n_notok=$((n_notok + 1))
-		[[ $line =~ $skip_re ]] && n_skip=$((n_skip + 1))
+		if [[ $line =~ $skip_re ]]; then
+			if [ -n "$skip_ok" ] && [[ $line == *"$skip_ok"* ]]; then
+				n_skip_ok=$((n_skip_ok + 1))
+			else
+				n_skip=$((n_skip + 1))
+			fi
+		fi
 		if [[ $line =~ $top_re ]]; then
 			if [ -n "${BASH_REMATCH[1]}" ]; then
 				n_notok_top=$((n_notok_top + 1))
@@ -208,7 +218,7 @@ fi
 
 boot_s=-
 [ -z "$t_begin" ] || boot_s=$(elapsed "$t_built" "$t_begin")
-echo "# vm: top-level results: $n_ok_top ok, $n_notok_top not ok; SKIP lines: $n_skip"
+echo "# vm: top-level results: $n_ok_top ok, $n_notok_top not ok; SKIP lines: $n_skip${skip_ok:+ (and $n_skip_ok naming '$skip_ok')}"
 echo "# vm: wall time $(elapsed "$t_start" "$t_end")s (initramfs $(elapsed "$t_start" "$t_built")s, boot to init ${boot_s}s, total QEMU $(elapsed "$t_built" "$t_end")s)"
 if [ ${#problems[@]} -gt 0 ]; then
 	for p in "${problems[@]}"; do

@@ -20,6 +20,12 @@
  *      DMA works after the vaddr update;
  *   4. three generations, each printing its blackout.
  * A device given that cannot be opened or fails is a failure, not a skip.
+ *
+ * Every IRQ type runs through both VFIO interfaces: the group/container
+ * with type1, and (variants cdev_*) the device cdev bound to an iommufd.
+ * The cdev variants SKIP, naming what is missing, when built against uapi
+ * headers older than 6.6 or run on a kernel without CONFIG_IOMMUFD /
+ * CONFIG_VFIO_DEVICE_CDEV.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -62,6 +68,7 @@ struct ctx {
 	struct cpr_vectors *vs;	/* MSI / MSI-X */
 	struct cpr_vm *vm;
 	unsigned int index;	/* VFIO_PCI_*_IRQ_INDEX */
+	enum cpr_vfio_iface iface;
 	__u64 generation;
 	void *dma;		/* DMA buffer (edu), in a preserved memfd */
 	int dma_fd;
@@ -258,7 +265,8 @@ static int dma_setup(struct ctx *c)
 	snprintf(name, sizeof(name), "%s_%s", c->d->name, DMA_MEM_NAME);
 	ret = cpr_state_save_fd(c->st, name, 0, c->dma_fd);
 	if (!ret)
-		ret = cpr_vfio_dma_map(c->d, DMA_IOVA, c->dma, DMA_SIZE);
+		ret = cpr_vfio_dma_map_memfd(c->d, DMA_IOVA, c->dma, c->dma_fd, 0,
+					     DMA_SIZE);
 	return ret;
 }
 
@@ -319,18 +327,20 @@ static const char *prepare_handoff(struct ctx *c)
 	return NULL;
 }
 
+/* The successor's argument: "<device>,<irq index>,<interface>". */
 static int exec_next(struct ctx *c)
 {
-	char arg[CPR_VFIO_NAME_MAX + 16];
+	char arg[CPR_VFIO_NAME_MAX + 32];
 
-	snprintf(arg, sizeof(arg), "%s,%u", c->d->name, c->index);
+	snprintf(arg, sizeof(arg), "%s,%u,%u", c->d->name, c->index, c->iface);
 	return cpr_test_exec_self(c->st, "vfio", arg);
 }
 
 /* Generation 0: runs in a child of the harness's test process. */
-static const char *first_generation(const char *name, unsigned int index)
+static const char *first_generation(const char *name, unsigned int index,
+				    enum cpr_vfio_iface iface)
 {
-	struct ctx c = { .index = index };
+	struct ctx c = { .index = index, .iface = iface };
 	const char *why;
 	unsigned int got;
 	int ret, bad;
@@ -338,16 +348,16 @@ static const char *first_generation(const char *name, unsigned int index)
 	c.st = cpr_state_new();
 	if (!c.st)
 		return "allocating the CPR state";
-	if (cpr_vfio_open(c.st, name, &c.d))
+	if (cpr_vfio_open_iface(c.st, name, iface, &c.d))
 		return "opening the device";
 	if (cpr_vfio_enable_device(c.d) || cpr_vfio_enable_err_req(c.d))
 		return "enabling the device and its ERR/REQ notifiers";
 	if (dma_setup(&c) || dma_check(&c))
-		return "DMA through the type1 IOMMU before any handoff";
+		return "DMA through the IOMMU before any handoff";
 	if (cpr_vm_create(&c.vm, 1))
 		return "creating VM #0";
-	if (cpr_vm_vfio_add_group(c.vm, c.d->group_fd))
-		return "adding the group to VM #0's KVM-VFIO device";
+	if (cpr_vm_vfio_add_group(c.vm, cpr_vfio_kvm_file(c.d)))
+		return "adding the group/device to VM #0's KVM-VFIO device";
 
 	if (index == VFIO_PCI_INTX_IRQ_INDEX) {
 		if (cpr_vfio_enable_intx(c.d) ||
@@ -559,29 +569,34 @@ static int successor_vfio(const char *arg)
 	struct cpr_resume_info info;
 	struct ctx c = { .dma_fd = -1 };
 	char name[CPR_VFIO_NAME_MAX];
-	const char *comma = strrchr(arg, ',');
+	const char *comma = strchr(arg, ',');
+	unsigned int iface;
 	const char *why;
 	int ret;
 
-	SUCC_ASSERT(comma && comma - arg < CPR_VFIO_NAME_MAX,
+	SUCC_ASSERT(comma && comma - arg < CPR_VFIO_NAME_MAX &&
+		    sscanf(comma, ",%u,%u", &c.index, &iface) == 2 &&
+		    iface <= CPR_VFIO_IFACE_CDEV,
 		    "bad successor argument '%s'", arg);
 	memcpy(name, arg, comma - arg);
 	name[comma - arg] = '\0';
-	c.index = atoi(comma + 1);
+	c.iface = iface;
 
 	cpr_test_resume(&info);
 	c.st = info.st;
 	c.generation = info.generation;
-	ret = cpr_vfio_open(c.st, name, &c.d);
-	SUCC_ASSERT_EQ(0, ret, "%s: taking over the inherited VFIO fds", name);
+	ret = cpr_vfio_open_iface(c.st, name, c.iface, &c.d);
+	SUCC_ASSERT_EQ(0, ret, "%s: taking over the inherited VFIO fds (%s interface)",
+		       name, cpr_vfio_iface_name(c.iface));
 	SUCC_ASSERT(c.d->reused,
 		    "%s: the successor re-opened the device instead of reusing the inherited fds",
 		    name);
 	SUCC_ASSERT_EQ(0, cpr_vm_create(&c.vm, 1), "creating VM #%llu",
 		       (unsigned long long)info.generation);
-	SUCC_ASSERT_EQ(0, cpr_vm_vfio_add_group(c.vm, c.d->group_fd),
-		       "%s: adding the inherited group to VM #%llu's KVM-VFIO device",
-		       name, (unsigned long long)info.generation);
+	SUCC_ASSERT_EQ(0, cpr_vm_vfio_add_group(c.vm, cpr_vfio_kvm_file(c.d)),
+		       "%s: adding the inherited %s fd to VM #%llu's KVM-VFIO device",
+		       name, c.iface == CPR_VFIO_IFACE_CDEV ? "device cdev" : "group",
+		       (unsigned long long)info.generation);
 
 	if (c.index == VFIO_PCI_INTX_IRQ_INDEX) {
 		ret = cpr_vfio_enable_intx(c.d);
@@ -593,7 +608,10 @@ static int successor_vfio(const char *arg)
 	successor_err_req(&c);
 
 	ret = dma_resume(&c);
-	SUCC_ASSERT_EQ(0, ret, "%s: VFIO_DMA_MAP_FLAG_VADDR after exec", name);
+	SUCC_ASSERT_EQ(0, ret, "%s: %s after exec", name,
+		       c.iface == CPR_VFIO_IFACE_CDEV ?
+		       "moving the iommufd DMA mappings to the successor" :
+		       "VFIO_DMA_MAP_FLAG_VADDR");
 	SUCC_ASSERT_EQ(0, dma_check(&c),
 		       "%s: DMA after the vaddr update: data did not arrive",
 		       name);
@@ -640,18 +658,37 @@ FIXTURE(vfio_cpr) {
 
 FIXTURE_VARIANT(vfio_cpr) {
 	unsigned int index;
+	enum cpr_vfio_iface iface;
 };
 
 FIXTURE_VARIANT_ADD(vfio_cpr, msix) {
 	.index = VFIO_PCI_MSIX_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_GROUP,
 };
 
 FIXTURE_VARIANT_ADD(vfio_cpr, msi) {
 	.index = VFIO_PCI_MSI_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_GROUP,
 };
 
 FIXTURE_VARIANT_ADD(vfio_cpr, intx) {
 	.index = VFIO_PCI_INTX_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_GROUP,
+};
+
+FIXTURE_VARIANT_ADD(vfio_cpr, cdev_msix) {
+	.index = VFIO_PCI_MSIX_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_CDEV,
+};
+
+FIXTURE_VARIANT_ADD(vfio_cpr, cdev_msi) {
+	.index = VFIO_PCI_MSI_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_CDEV,
+};
+
+FIXTURE_VARIANT_ADD(vfio_cpr, cdev_intx) {
+	.index = VFIO_PCI_INTX_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_CDEV,
 };
 
 FIXTURE_SETUP(vfio_cpr)
@@ -664,13 +701,22 @@ FIXTURE_TEARDOWN(vfio_cpr)
 
 TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 300)
 {
-	unsigned int i, ran = 0, failed = 0;
+	const char *irq = cpr_vfio_irq_name(variant->index);
+	const char *ifn = cpr_vfio_iface_name(variant->iface);
+	unsigned int i, ran = 0, failed = 0, no_iface = 0;
+	char why[CPR_ERRMSG_MAX] = "";
 
 	for (i = 0; i < nr_devices; i++) {
 		int count = probe_irq_count(devices[i], variant->index);
 		int status;
 		pid_t pid;
 
+		if (cpr_vfio_iface_supported(devices[i], variant->iface)) {
+			snprintf(why, sizeof(why), "%s", cpr_last_error());
+			TH_LOG("%s", why);
+			no_iface++;
+			continue;
+		}
 		ASSERT_LE(0, count) {
 			TH_LOG("%s: cannot open the device given: %s",
 			       devices[i], cpr_last_error());
@@ -685,28 +731,34 @@ TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 300)
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (!pid) {
-			const char *why = first_generation(devices[i],
-							   variant->index);
+			const char *step = first_generation(devices[i],
+							    variant->index,
+							    variant->iface);
 
-			fprintf(stderr, "# %s %s: %s failed: %s\n", devices[i],
-				cpr_vfio_irq_name(variant->index), why,
-				cpr_last_error());
+			fprintf(stderr, "# %s %s (%s): %s failed: %s\n",
+				devices[i], irq, ifn, step, cpr_last_error());
 			_exit(1);
 		}
 		ASSERT_EQ(pid, waitpid(pid, &status, 0));
 		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-			TH_LOG("%s %s: CPR across %d generations FAILED (status 0x%x)",
-			       devices[i], cpr_vfio_irq_name(variant->index),
-			       GENERATIONS, status);
+			TH_LOG("%s %s (%s): CPR across %d generations FAILED (status 0x%x)",
+			       devices[i], irq, ifn, GENERATIONS, status);
 			failed++;
 		} else {
-			TH_LOG("%s %s: %d generations passed", devices[i],
-			       cpr_vfio_irq_name(variant->index), GENERATIONS);
+			TH_LOG("%s %s (%s): %d generations passed",
+			       devices[i], irq, ifn, GENERATIONS);
 		}
 	}
 	ASSERT_EQ(0u, failed);
+	/* The kernel has the interface for some devices but not others? */
+	ASSERT_TRUE(!no_iface || no_iface == nr_devices) {
+		TH_LOG("%u of %u devices lack the %s interface", no_iface,
+		       nr_devices, ifn);
+	}
+	if (no_iface)
+		SKIP(return, "%s", why);
 	if (!ran)
-		SKIP(return, "no device given has %s", cpr_vfio_irq_name(variant->index));
+		SKIP(return, "no device given has %s", irq);
 }
 
 static void add_devices(char *list)

@@ -676,7 +676,7 @@ static int vfio_group_attr(struct cpr_vm *vm, int group_fd, unsigned int op,
 	attr.addr = (uintptr_t)&group_fd;
 	if (ioctl(dev_fd, KVM_SET_DEVICE_ATTR, &attr) < 0)
 		return cpr_err(-errno,
-			       "KVM_SET_DEVICE_ATTR KVM_DEV_VFIO_GROUP %s group fd %d on KVM-VFIO device fd %d (vm fd %d)",
+			       "KVM_SET_DEVICE_ATTR KVM_DEV_VFIO_GROUP/FILE %s VFIO fd %d on KVM-VFIO device fd %d (vm fd %d)",
 			       name, group_fd, dev_fd, vm->vm_fd);
 	return 0;
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * VFIO devices (vfio-pci by BDF, mediated devices by UUID) through the
- * legacy container/group interface and the type1 IOMMU, kept across a CPR
- * handoff.
+ * legacy container/group interface and the type1 IOMMU, or through the
+ * device cdev and iommufd (vfio_cdev.c), kept across a CPR handoff.
  *
  * A fresh open does the whole dance (container, API and extension checks,
  * group, viability, SET_CONTAINER, SET_IOMMU, GET_DEVICE_FD) and saves the
@@ -148,6 +148,19 @@ static void release_dev_fd(struct cpr_vfio_dev *d, const char *what, int *fd)
 	*fd = -1;
 }
 
+/* The device, its group and container or its iommufd (and section). */
+static void release_dev_fds(struct cpr_vfio_dev *d)
+{
+	release_dev_fd(d, CPR_VFIO_FD_DEVICE, &d->device_fd);
+	release_dev_fd(d, CPR_VFIO_FD_GROUP, &d->group_fd);
+	release_dev_fd(d, CPR_VFIO_FD_CONTAINER, &d->container_fd);
+	if (d->iface == CPR_VFIO_IFACE_CDEV) {
+		if (d->iommufd >= 0)
+			cpr_vfio_cdev_forget(d);
+		release_dev_fd(d, CPR_VFIO_FD_IOMMUFD, &d->iommufd);
+	}
+}
+
 /* ---- Opening ---- */
 
 /*
@@ -287,15 +300,57 @@ static int open_reused(struct cpr_vfio_dev *d)
 
 	ret = reuse_fd(d, CPR_VFIO_FD_DEVICE, CPR_FD_VFIO_DEVICE,
 		       &d->device_fd);
-	if (!ret)
+	if (ret)
+		return ret;
+	if (d->iface == CPR_VFIO_IFACE_CDEV) {
+		ret = reuse_fd(d, CPR_VFIO_FD_IOMMUFD, CPR_FD_IOMMUFD,
+			       &d->iommufd);
+		if (!ret)
+			ret = cpr_vfio_cdev_load(d);
+	} else {
 		ret = reuse_fd(d, CPR_VFIO_FD_GROUP, CPR_FD_VFIO_GROUP,
 			       &d->group_fd);
-	if (!ret)
-		ret = reuse_fd(d, CPR_VFIO_FD_CONTAINER, CPR_FD_VFIO_CONTAINER,
-			       &d->container_fd);
+		if (!ret)
+			ret = reuse_fd(d, CPR_VFIO_FD_CONTAINER,
+				       CPR_FD_VFIO_CONTAINER, &d->container_fd);
+	}
 	if (!ret)
 		lookup_notifiers(d);
 	return ret;
+}
+
+static int open_fresh_cdev(struct cpr_vfio_dev *d)
+{
+	int ret = cpr_vfio_cdev_supported(d->name, d->is_mdev);
+
+	if (!ret)
+		ret = cpr_vfio_cdev_open_fresh(d);
+	if (!ret)
+		ret = save_dev_fd(d, CPR_VFIO_FD_IOMMUFD, d->iommufd);
+	if (!ret)
+		ret = save_dev_fd(d, CPR_VFIO_FD_DEVICE, d->device_fd);
+	return ret;
+}
+
+int cpr_vfio_iface_supported(const char *name, enum cpr_vfio_iface iface)
+{
+	if (!name || strnlen(name, CPR_VFIO_NAME_MAX) >= CPR_VFIO_NAME_MAX ||
+	    (!name_is_bdf(name) && !name_is_uuid(name)))
+		return cpr_err(-EINVAL,
+			       "VFIO device name: not a PCI address DDDD:BB:DD.F nor an mdev UUID");
+	if (iface == CPR_VFIO_IFACE_CDEV)
+		return cpr_vfio_cdev_supported(name, name_is_uuid(name));
+	return 0;
+}
+
+const char *cpr_vfio_iface_name(enum cpr_vfio_iface iface)
+{
+	return iface == CPR_VFIO_IFACE_CDEV ? "cdev" : "group";
+}
+
+int cpr_vfio_kvm_file(const struct cpr_vfio_dev *d)
+{
+	return d->iface == CPR_VFIO_IFACE_CDEV ? d->device_fd : d->group_fd;
 }
 
 static int query_info(struct cpr_vfio_dev *d)
@@ -367,8 +422,9 @@ static int query_info(struct cpr_vfio_dev *d)
 	return 0;
 }
 
-int cpr_vfio_open(struct cpr_state *st, const char *name,
-		  struct cpr_vfio_dev **out)
+/* @iface < 0: whatever the state holds on reuse, group when fresh. */
+static int vfio_open(struct cpr_state *st, const char *name, int iface,
+		     struct cpr_vfio_dev **out)
 {
 	struct cpr_vfio_dev *d;
 	size_t len;
@@ -391,6 +447,7 @@ int cpr_vfio_open(struct cpr_state *st, const char *name,
 	d->container_fd = -1;
 	d->group_fd = -1;
 	d->device_fd = -1;
+	d->iommufd = -1;
 	d->intx_fd = -1;
 	d->intx_unmask_fd = -1;
 	d->err_fd = -1;
@@ -399,9 +456,21 @@ int cpr_vfio_open(struct cpr_state *st, const char *name,
 	d->group_id = -1;
 	d->reused = find_dev_fd(d, CPR_VFIO_FD_DEVICE) >= 0;
 	if (d->reused) {
+		d->iface = find_dev_fd(d, CPR_VFIO_FD_IOMMUFD) >= 0 ?
+			   CPR_VFIO_IFACE_CDEV : CPR_VFIO_IFACE_GROUP;
 		read_group_id(d, false);
-		ret = open_reused(d);
+		if (iface >= 0 && (int)d->iface != iface)
+			ret = cpr_err(-EINVAL,
+				      "%s: the CPR state holds it through the %s interface, not %s",
+				      d->name, cpr_vfio_iface_name(d->iface),
+				      cpr_vfio_iface_name(iface));
+		else
+			ret = open_reused(d);
+	} else if (iface == CPR_VFIO_IFACE_CDEV) {
+		d->iface = CPR_VFIO_IFACE_CDEV;
+		ret = open_fresh_cdev(d);
 	} else {
+		d->iface = CPR_VFIO_IFACE_GROUP;
 		ret = read_group_id(d, true);
 		if (!ret)
 			ret = open_fresh(d);
@@ -409,11 +478,8 @@ int cpr_vfio_open(struct cpr_state *st, const char *name,
 	if (!ret)
 		ret = query_info(d);
 	if (ret) {
-		if (!d->reused) {
-			release_dev_fd(d, CPR_VFIO_FD_DEVICE, &d->device_fd);
-			release_dev_fd(d, CPR_VFIO_FD_GROUP, &d->group_fd);
-			release_dev_fd(d, CPR_VFIO_FD_CONTAINER, &d->container_fd);
-		}
+		if (!d->reused)
+			release_dev_fds(d);
 		free(d);
 		return ret;
 	}
@@ -421,14 +487,27 @@ int cpr_vfio_open(struct cpr_state *st, const char *name,
 	return 0;
 }
 
+int cpr_vfio_open(struct cpr_state *st, const char *name,
+		  struct cpr_vfio_dev **out)
+{
+	return vfio_open(st, name, -1, out);
+}
+
+int cpr_vfio_open_iface(struct cpr_state *st, const char *name,
+			enum cpr_vfio_iface iface, struct cpr_vfio_dev **out)
+{
+	if (iface != CPR_VFIO_IFACE_GROUP && iface != CPR_VFIO_IFACE_CDEV)
+		return cpr_err(-EINVAL, "%s: unknown VFIO interface %d",
+			       name ? name : "(null)", iface);
+	return vfio_open(st, name, iface, out);
+}
+
 void cpr_vfio_free(struct cpr_vfio_dev *d, bool release)
 {
 	if (!d)
 		return;
 	if (release) {
-		release_dev_fd(d, CPR_VFIO_FD_DEVICE, &d->device_fd);
-		release_dev_fd(d, CPR_VFIO_FD_GROUP, &d->group_fd);
-		release_dev_fd(d, CPR_VFIO_FD_CONTAINER, &d->container_fd);
+		release_dev_fds(d);
 		if (d->intx_unmask_fd >= 0)
 			cpr_notifier_cleanup(d->st, d->name, CPR_VFIO_NOTIFY_UNMASK,
 					     0, &d->intx_unmask_fd);
@@ -808,10 +887,10 @@ int cpr_vfio_enable_err_req(struct cpr_vfio_dev *d)
 	return ret;
 }
 
-/* ---- type1 DMA ---- */
+/* ---- DMA: type1 here, iommufd in vfio_cdev.c ---- */
 
-int cpr_vfio_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
-		     __u64 size)
+int cpr_vfio_dma_map_memfd(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+			   int memfd, __u64 offset, __u64 size)
 {
 	struct vfio_iommu_type1_dma_map map = {
 		.argsz = sizeof(map),
@@ -821,6 +900,8 @@ int cpr_vfio_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
 		.size = size,
 	};
 
+	if (d->iface == CPR_VFIO_IFACE_CDEV)
+		return cpr_vfio_cdev_dma_map(d, iova, vaddr, memfd, offset, size);
 	if (ioctl(d->container_fd, VFIO_IOMMU_MAP_DMA, &map))
 		return cpr_err(-errno,
 			       "%s: VFIO_IOMMU_MAP_DMA iova 0x%llx size 0x%llx vaddr %p",
@@ -852,8 +933,16 @@ static int dma_unmap(struct cpr_vfio_dev *d, __u64 iova, __u64 size,
 	return 0;
 }
 
+int cpr_vfio_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+		     __u64 size)
+{
+	return cpr_vfio_dma_map_memfd(d, iova, vaddr, -1, 0, size);
+}
+
 int cpr_vfio_dma_unmap(struct cpr_vfio_dev *d, __u64 iova, __u64 size)
 {
+	if (d->iface == CPR_VFIO_IFACE_CDEV)
+		return cpr_vfio_cdev_dma_unmap(d, iova, size);
 	return dma_unmap(d, iova, size, 0, "");
 }
 
@@ -874,7 +963,11 @@ static int check_update_vaddr(struct cpr_vfio_dev *d, const char *what)
 
 int cpr_vfio_dma_unmap_vaddr(struct cpr_vfio_dev *d, __u64 iova, __u64 size)
 {
-	int ret = check_update_vaddr(d, "invalidating a DMA vaddr");
+	int ret;
+
+	if (d->iface == CPR_VFIO_IFACE_CDEV)
+		return 0;	/* the IOAS holds the pages, not an address */
+	ret = check_update_vaddr(d, "invalidating a DMA vaddr");
 
 	return ret ? ret : dma_unmap(d, iova, size, VFIO_DMA_UNMAP_FLAG_VADDR,
 				     " FLAG_VADDR");
@@ -890,8 +983,11 @@ int cpr_vfio_dma_update_vaddr(struct cpr_vfio_dev *d, __u64 iova,
 		.iova = iova,
 		.size = size,
 	};
-	int ret = check_update_vaddr(d, "updating a DMA vaddr");
+	int ret;
 
+	if (d->iface == CPR_VFIO_IFACE_CDEV)
+		return cpr_vfio_cdev_change_process(d);
+	ret = check_update_vaddr(d, "updating a DMA vaddr");
 	if (ret)
 		return ret;
 	if (ioctl(d->container_fd, VFIO_IOMMU_MAP_DMA, &map))

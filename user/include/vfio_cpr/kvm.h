@@ -151,7 +151,11 @@ int cpr_vm_lapic_clear(struct cpr_vm *vm, unsigned int vcpu);
 int cpr_vm_guest_wait(struct cpr_vm *vm, unsigned int vcpu, int timeout_ms,
 		      unsigned int *vector);
 
-/* KVM-VFIO pseudo device: created once, returns its fd. */
+/*
+ * KVM-VFIO pseudo device: created once, returns its fd.  add/del take a
+ * VFIO group fd or, on 6.6+ kernels (KVM_DEV_VFIO_FILE, the same ABI
+ * value), a vfio device cdev fd: see cpr_vfio_kvm_file().
+ */
 int cpr_vm_vfio_dev(struct cpr_vm *vm);
 int cpr_vm_vfio_add_group(struct cpr_vm *vm, int group_fd);
 int cpr_vm_vfio_del_group(struct cpr_vm *vm, int group_fd);

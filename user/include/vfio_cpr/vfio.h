@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * A vfio-pci device (by PCI BDF) or mediated device (by UUID) through the
- * legacy container/group interface with the type1 IOMMU, preserved across
- * a handoff.
+ * A vfio-pci device (by PCI BDF) or mediated device (by UUID), preserved
+ * across a handoff, through one of two interfaces:
  *
- * The container, group and device fds are saved in the CPR state as
- * "<dev>_container", "<dev>_group" and "<dev>_device" (index 0).  A
- * successor that finds them reuses them as they are: no re-open, no
- * VFIO_GROUP_SET_CONTAINER, no VFIO_SET_IOMMU, no reset, and no
- * VFIO_DEVICE_SET_IRQS for any index (the kernel keeps signalling the
- * eventfds it was given).  Read-only queries (device, region and IRQ info)
- * are allowed on both sides.
+ *  - group: the legacy container/group interface with the type1 IOMMU.
+ *    The container, group and device fds are saved in the CPR state as
+ *    "<dev>_container", "<dev>_group" and "<dev>_device" (index 0).
+ *  - cdev (Linux 6.6+ uapi and kernel): /dev/vfio/devices/vfioN bound to an
+ *    iommufd with one IOAS; saved as "<dev>_device" and "<dev>_iommufd",
+ *    with a "<dev>_iommufd" section (IOAS and device ids).
+ *
+ * A successor that finds the fds reuses them as they are: no re-open, no
+ * VFIO_GROUP_SET_CONTAINER / VFIO_SET_IOMMU (group), no
+ * VFIO_DEVICE_BIND_IOMMUFD / IOMMU_IOAS_ALLOC / ATTACH (cdev), no reset,
+ * and no VFIO_DEVICE_SET_IRQS for any index (the kernel keeps signalling
+ * the eventfds it was given).  Read-only queries (device, region and IRQ
+ * info) are allowed on both sides.
  */
 #ifndef VFIO_CPR_VFIO_H
 #define VFIO_CPR_VFIO_H
@@ -29,6 +34,7 @@
 #define CPR_VFIO_FD_CONTAINER	"container"
 #define CPR_VFIO_FD_GROUP	"group"
 #define CPR_VFIO_FD_DEVICE	"device"
+#define CPR_VFIO_FD_IOMMUFD	"iommufd"	/* also the section's name */
 #define CPR_VFIO_NOTIFY_INTX	"intx_interrupt"
 #define CPR_VFIO_NOTIFY_UNMASK	"intx_unmask"
 #define CPR_VFIO_NOTIFY_ERR	"err"
@@ -39,6 +45,11 @@
 #define CPR_VFIO_MTTY_DEVICE	0x3253
 
 struct cpr_vfio_dev;
+
+enum cpr_vfio_iface {
+	CPR_VFIO_IFACE_GROUP,	/* container + group, type1 IOMMU */
+	CPR_VFIO_IFACE_CDEV,	/* device cdev bound to an iommufd */
+};
 
 /* Small per-device drivers: how to make a real device raise an IRQ. */
 struct cpr_vfio_driver {
@@ -78,10 +89,14 @@ struct cpr_vfio_dev {
 	char name[CPR_VFIO_NAME_MAX];	/* BDF or mdev UUID, as given */
 	bool is_mdev;
 	bool reused;			/* fds came from a handed-off state */
+	enum cpr_vfio_iface iface;
 	int group_id;			/* -1 if sysfs could not tell (reuse) */
-	int container_fd;
-	int group_fd;
+	int container_fd;		/* group interface, else -1 */
+	int group_fd;			/* group interface, else -1 */
 	int device_fd;
+	int iommufd;			/* cdev interface, else -1 */
+	__u32 ioas_id, devid;		/* cdev interface */
+	bool dma_by_file;		/* cdev: IOMMU_IOAS_MAP_FILE used */
 	struct cpr_state *st;
 	struct vfio_device_info info;
 	struct cpr_vfio_region regions[VFIO_PCI_NUM_REGIONS];
@@ -91,7 +106,8 @@ struct cpr_vfio_dev {
 
 	/*
 	 * Setup ioctls issued through this handle: VFIO_GROUP_SET_CONTAINER,
-	 * VFIO_SET_IOMMU, VFIO_GROUP_GET_DEVICE_FD, and VFIO_DEVICE_SET_IRQS
+	 * VFIO_SET_IOMMU, VFIO_GROUP_GET_DEVICE_FD (group), BIND_IOMMUFD,
+	 * IOMMU_IOAS_ALLOC, ATTACH_IOMMUFD_PT (cdev), and VFIO_DEVICE_SET_IRQS
 	 * that gives eventfds or disables (not software triggers or unmasks).
 	 * A successor taking a device over must show 0 (tests check it).
 	 */
@@ -122,6 +138,33 @@ struct cpr_vfio_dev {
  */
 int cpr_vfio_open(struct cpr_state *st, const char *name,
 		  struct cpr_vfio_dev **out);
+/*
+ * The same through interface @iface.  A fresh open uses @iface; a reuse
+ * takes the interface the state was saved with and fails with -EINVAL if
+ * that is not @iface (cpr_vfio_open() accepts either on reuse and opens
+ * fresh through the group interface).  cdev needs it built with 6.6+ uapi
+ * headers, /dev/iommu and the device's vfio-dev/vfioN node: see
+ * cpr_vfio_cdev_supported().
+ */
+int cpr_vfio_open_iface(struct cpr_state *st, const char *name,
+			enum cpr_vfio_iface iface, struct cpr_vfio_dev **out);
+/* "group" or "cdev". */
+const char *cpr_vfio_iface_name(enum cpr_vfio_iface iface);
+/*
+ * Whether interface @iface can be used for device @name here: 0, -EINVAL
+ * for a malformed name, or -EOPNOTSUPP with the reason in cpr_last_error()
+ * (for cdev it always starts with "<name>: vfio cdev/iommufd unavailable:
+ * "): built without the uapi, no /dev/iommu, no vfio-dev/vfioN node.  The
+ * group interface is always reported usable (opening it tells more).
+ */
+int cpr_vfio_iface_supported(const char *name, enum cpr_vfio_iface iface);
+/* True if this library was built with the vfio cdev / iommufd uapi. */
+bool cpr_vfio_cdev_built(void);
+/*
+ * The fd that KVM's KVM-VFIO device takes (KVM_DEV_VFIO_FILE_ADD, the old
+ * KVM_DEV_VFIO_GROUP_ADD): the group fd, or the device cdev fd.
+ */
+int cpr_vfio_kvm_file(const struct cpr_vfio_dev *d);
 /*
  * Free the memory; with @release also close the fds and delete the entries
  * the device owns (container, group, device, INTx, unmask, ERR and REQ
@@ -207,19 +250,45 @@ int cpr_vfio_intx_unmask(struct cpr_vfio_dev *d);
 int cpr_vfio_enable_err_req(struct cpr_vfio_dev *d);
 
 /*
- * type1 DMA (READ | WRITE).  The unmap fails with -ENOENT unless exactly
- * @size bytes were unmapped.  The vaddr pair needs VFIO_UPDATE_VADDR on
- * the container (-EOPNOTSUPP otherwise; newer kernels withhold it from
- * containers with an mdev); iova and size must match the original map.
+ * DMA (READ | WRITE) of @size bytes at @vaddr to @iova.  The unmap fails
+ * with -ENOENT unless exactly @size bytes were unmapped.
+ *
+ * group (type1): the vaddr pair needs VFIO_UPDATE_VADDR on the container
+ * (-EOPNOTSUPP otherwise; newer kernels withhold it from containers with
+ * an mdev); iova and size must match the original map.
+ *
+ * cdev (iommufd): cpr_vfio_dma_map_memfd() maps the memfd itself where the
+ * kernel has IOMMU_IOAS_MAP_FILE, by address otherwise.  Nothing is needed
+ * before exec (unmap_vaddr does nothing: the IOAS keeps the pages pinned);
+ * after exec update_vaddr moves the accounting to the successor with
+ * IOMMU_IOAS_CHANGE_PROCESS (file mappings; by-address ones cannot move and
+ * are reported).
  */
 int cpr_vfio_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
 		     __u64 size);
+/* The same, for memory that is @memfd from @offset (cdev maps the file). */
+int cpr_vfio_dma_map_memfd(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+			   int memfd, __u64 offset, __u64 size);
 int cpr_vfio_dma_unmap(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
 /* Before exec: invalidate the vaddr (VFIO_DMA_UNMAP_FLAG_VADDR). */
 int cpr_vfio_dma_unmap_vaddr(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
 /* After exec: give the successor's vaddr (VFIO_DMA_MAP_FLAG_VADDR). */
 int cpr_vfio_dma_update_vaddr(struct cpr_vfio_dev *d, __u64 iova,
 			      void *vaddr, __u64 size);
+
+/*
+ * Library-internal, from vfio_cdev.c for vfio.c: the cdev interface's
+ * fresh open (sets device_fd, iommufd, ids, saves the section; the caller
+ * saves the fds), section load/delete, and its DMA operations.
+ */
+int cpr_vfio_cdev_supported(const char *name, bool is_mdev);
+int cpr_vfio_cdev_open_fresh(struct cpr_vfio_dev *d);
+int cpr_vfio_cdev_load(struct cpr_vfio_dev *d);
+void cpr_vfio_cdev_forget(struct cpr_vfio_dev *d);
+int cpr_vfio_cdev_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+			  int fd, __u64 off, __u64 size);
+int cpr_vfio_cdev_dma_unmap(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
+int cpr_vfio_cdev_change_process(struct cpr_vfio_dev *d);
 
 /* "INTx", "MSI", "MSI-X", "ERR", "REQ" for a VFIO_PCI_*_IRQ_INDEX. */
 const char *cpr_vfio_irq_name(unsigned int index);
