@@ -1,0 +1,292 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Usage: scripts/vm/build-kernel.sh [-q] [--jobs N]
+#
+# Build the VM tier's own guest kernel, with iommufd and the vfio cdev
+# (CONFIG_IOMMUFD, CONFIG_VFIO_DEVICE_CDEV), which Debian's kernels lack,
+# from Debian's linux-source-6.12, into the git-ignored folder .deps/vm/own/:
+#
+#   * installs bc, bison, flex, libelf-dev, libssl-dev, cpio, xz-utils, kmod,
+#     rsync, gcc and make (only what is missing);
+#   * fetches linux-source-6.12 with `apt-get download` (never installed;
+#     the .deb is deleted once extracted) and extracts its tarball into
+#     .deps/vm/own/src/linux-<version>/ (delete that folder to pick up a
+#     newer linux-source-6.12);
+#   * configures out of tree in .deps/vm/own/obj/linux-<version>/: an
+#     allnoconfig preseeded (merge_config.sh -n) with selftests/vfio_cpr/
+#     config and scripts/vm/iommufd.config, then olddefconfig; fails unless
+#     every line of iommufd.config ended up in .config as written and every
+#     option selftests/vfio_cpr/config enables is enabled;
+#   * builds vmlinux (PVH-bootable ELF), bzImage and the modules (mtty.ko
+#     among them, from samples/), logging to <obj>/build.log (its tail is
+#     shown on failure);
+#   * installs into <out> = .deps/vm/own/<kernelrelease>/: vmlinux, bzImage,
+#     config, modroot/lib/modules/<kernelrelease>/ (modules_install,
+#     stripped) and usr/include/ (headers_install: the 6.12 uapi, with
+#     linux/iommufd.h);
+#   * writes <out>/vm.env in provision.sh's format (VM_KVER, VM_VMLINUX,
+#     VM_VMLINUZ, VM_MODROOT, VM_MTTY_KO, VM_MTTY_SRC) plus VM_UAPI_INCLUDE,
+#     and prints its path as the last line on stdout.  .deps/vm/current.env
+#     (Debian's kernel, the default of run.sh) is left alone.
+#
+# Boot it with: scripts/vm/run.sh --kselftest-dir DIR --kernel <out>/vmlinux
+# --modules <out>/modroot
+#
+# Idempotent: each step leaves a stamp (a hash of its inputs); a second run
+# with nothing changed only checks the package list and the stamps.
+# --jobs N: parallel make jobs (default: nproc).  -q: print nothing but
+# errors and the vm.env path.  VFIO_CPR_DEPS overrides <top>/.deps.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+deps=${VFIO_CPR_DEPS:-$top/.deps}
+vmdir=$deps/vm
+own=$vmdir/own
+pkg=linux-source-6.12
+frag=$top/scripts/vm/iommufd.config
+ksft_frag=$top/selftests/vfio_cpr/config
+quiet=
+jobs=$(nproc)
+
+say() { [ -n "$quiet" ] || echo "build-kernel: $*" >&2; }
+die() { echo "build-kernel: error: $*" >&2; exit 1; }
+usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit "${1:-0}"; }
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	-q) quiet=1; shift ;;
+	--jobs|-j) [ $# -ge 2 ] || die "$1 needs a number"; jobs=$2; shift 2 ;;
+	--jobs=*) jobs=${1#--jobs=}; shift ;;
+	-h|--help) usage 0 ;;
+	*) echo "build-kernel: unknown argument '$1'" >&2; usage 2 >&2 ;;
+	esac
+done
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || die "--jobs takes a positive integer, not '$jobs'"
+[ -r "$frag" ] || die "missing $frag"
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+apt_updated=
+apt_update() {
+	[ -n "$apt_updated" ] && return 0
+	say "apt-get update"
+	$SUDO apt-get update -qq
+	apt_updated=1
+}
+
+# Print the packages of "$@" that are not installed.
+missing_pkgs() {
+	local p st
+	for p in "$@"; do
+		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+		case $st in *" ok installed") ;; *) echo "$p" ;; esac
+	done
+}
+
+install_pkgs() {
+	local miss
+	miss=$(missing_pkgs "$@")
+	[ -n "$miss" ] || return 0
+	# shellcheck disable=SC2086
+	say "installing" $miss
+	# shellcheck disable=SC2086
+	if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+			--no-install-recommends $miss >/dev/null; then
+		apt_update
+		# shellcheck disable=SC2086
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+			--no-install-recommends $miss >/dev/null
+	fi
+}
+
+now() { date +%s; }
+t0=$(now)
+since() { echo "$(( $(now) - $1 ))s"; }
+
+# One build at a time.
+mkdir -p "$own"
+exec 9>"$own/.build.lock"
+flock 9
+
+install_pkgs bc bison flex libelf-dev libssl-dev cpio xz-utils rsync gcc \
+	make kmod
+
+# 1. The source: linux-source-6.12's tarball, extracted once.
+src=
+for d in "$own"/src/linux-*/; do
+	[ -f "$d.stamp-extracted" ] && src=${d%/}
+done
+if [ -z "$src" ]; then
+	mkdir -p "$vmdir/debs" "$own/src"
+	# provision.sh fetches (and deletes) the same .deb for mtty.c: hold
+	# its lock while this one is in .deps/vm/debs.
+	exec 8>"$vmdir/.provision.lock"
+	flock 8
+	debs=("$vmdir/debs/${pkg}_"*.deb)
+	deb=${debs[0]}
+	if [ ! -f "$deb" ]; then
+		say "downloading $pkg"
+		if ! (cd "$vmdir/debs" && apt-get download -q "$pkg" >/dev/null 2>&1); then
+			apt_update
+			(cd "$vmdir/debs" && apt-get download -q "$pkg" >/dev/null) ||
+				die "apt-get download $pkg failed"
+		fi
+		debs=("$vmdir/debs/${pkg}_"*.deb)
+		deb=${debs[0]}
+		[ -f "$deb" ] || die "apt-get download left no ${pkg}_*.deb"
+	fi
+	debver=$(dpkg-deb -f "$deb" Version) || die "cannot read the version of $deb"
+	src=$own/src/linux-${debver%%-*}
+	member=$(dpkg-deb -c "$deb" | sed -n 's|.* \(\./usr/src/linux-source-[^ ]*\.tar\.xz\)$|\1|p' | head -n1)
+	[ -n "$member" ] || die "$deb holds no usr/src/linux-source-*.tar.xz"
+	say "extracting $(basename "$deb") into $src"
+	t=$(now)
+	rm -rf "$src" "$src.tmp"
+	mkdir -p "$src.tmp"
+	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "$member" |
+		tar -xJf - -C "$src.tmp" || die "cannot extract $member from $deb"
+	top_dirs=("$src.tmp"/*/)
+	if [ ${#top_dirs[@]} -ne 1 ] || [ ! -f "${top_dirs[0]}Makefile" ]; then
+		die "$member does not hold one kernel tree"
+	fi
+	mv "${top_dirs[0]}" "$src"
+	rmdir "$src.tmp"
+	basename "$deb" > "$src/.stamp-extracted"
+	rm -f "$deb"
+	exec 8>&-
+	say "extracted in $(since "$t")"
+fi
+srcname=$(basename "$src")
+obj=$own/obj/$srcname
+log=$obj/build.log
+mkdir -p "$obj"
+
+# x86_64 whatever the environment says; LOCALVERSION= keeps
+# setlocalversion from appending a "+" (the tree sits in our git work tree).
+export ARCH=x86_64
+kmake() { make -C "$src" O="$obj" LOCALVERSION= "$@"; }
+# Run a make step, its output appended to the log; show the log's tail on
+# failure.
+logged() { # WHAT MAKE-ARGS...
+	local what=$1
+	shift
+	echo "### $(date '+%F %T') make $*" >> "$log"
+	if ! kmake "$@" >> "$log" 2>&1; then
+		echo "build-kernel: error: $what failed; the last 40 lines of $log:" >&2
+		tail -n 40 "$log" >&2
+		exit 1
+	fi
+}
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# 2. Configure: allnoconfig preseeded with the fragments, olddefconfig,
+# then check that every requested value is in .config.
+frags=()
+[ -r "$ksft_frag" ] && frags+=("$ksft_frag")
+frags+=("$frag")
+# The config's inputs: the fragments, the source and this step's recipe.
+cfg_sum=$(hash_of "${frags[@]}" "$src/.stamp-extracted" <(echo "allnoconfig+merge_config-n+olddefconfig v1"))
+
+# Does .config hold every line of FILE (a "# CONFIG_X is not set" line:
+# X must be neither y nor m)?  Names each missing one.
+check_exact() { # FILE
+	local line name want have bad=0 fname=${1##*/}
+	while IFS= read -r line; do
+		case $line in
+		CONFIG_*=*) name=${line%%=*}; want=${line#*=} ;;
+		"# CONFIG_"*" is not set") name=${line#\# }; name=${name%% *}; want=n ;;
+		*) continue ;;
+		esac
+		have=$(sed -n "s/^$name=//p" "$obj/.config")
+		[ -n "$have" ] || have=n
+		if [ "$have" != "$want" ]; then
+			echo "build-kernel: error: $name is '$have' in $obj/.config, $fname wants '$want'" >&2
+			bad=1
+		fi
+	done < "$1"
+	return $bad
+}
+# Is every option FILE sets to y or m enabled (y or m) in .config?
+check_enabled() { # FILE
+	local name have bad=0
+	while IFS= read -r name; do
+		have=$(sed -n "s/^$name=//p" "$obj/.config")
+		case $have in
+		y|m) ;;
+		*) echo "build-kernel: error: $name is '${have:-n}' in $obj/.config, $1 enables it" >&2
+			bad=1 ;;
+		esac
+	done < <(sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=[ym]$/\1/p' "$1")
+	return $bad
+}
+
+if [ ! -f "$obj/.config" ] || [ "$(cat "$obj/.stamp-config" 2>/dev/null)" != "$cfg_sum" ]; then
+	say "configuring $srcname (allnoconfig + ${frags[*]##*/})"
+	rm -f "$obj/.stamp-config"
+	echo "### $(date '+%F %T') configure" > "$log"
+	# merge_config.sh -n: allnoconfig with KCONFIG_ALLCONFIG = the merged
+	# fragments, in $obj; it warns about values that did not stick.
+	if ! (cd "$src" && scripts/kconfig/merge_config.sh -n -O "$obj" \
+			"${frags[@]}") >> "$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		die "merge_config.sh failed (log: $log)"
+	fi
+	logged "make olddefconfig" olddefconfig
+	ok=1
+	check_exact "$frag" || ok=
+	[ "${#frags[@]}" -eq 1 ] || check_enabled "$ksft_frag" || ok=
+	[ -n "$ok" ] || die "$obj/.config lacks required options (see above; log: $log)"
+	echo "$cfg_sum" > "$obj/.stamp-config"
+fi
+krel=$(kmake -s --no-print-directory kernelrelease 2>/dev/null) || die "make kernelrelease failed"
+[ -n "$krel" ] || die "make kernelrelease printed nothing"
+
+# 3. Build.
+build_sum=$(hash_of "$obj/.config" "$src/.stamp-extracted")
+if [ "$(cat "$obj/.stamp-build" 2>/dev/null)" != "$build_sum" ] ||
+		[ ! -f "$obj/vmlinux" ] || [ ! -f "$obj/arch/x86/boot/bzImage" ]; then
+	say "building $krel with -j$jobs (log: $log)"
+	t=$(now)
+	rm -f "$obj/.stamp-build"
+	logged "the kernel build" -j"$jobs" vmlinux bzImage modules
+	echo "$build_sum" > "$obj/.stamp-build"
+	say "built in $(since "$t")"
+fi
+
+# 4. Install into <out>.
+out=$own/$krel
+if [ "$(cat "$out/.stamp-install" 2>/dev/null)" != "$build_sum" ]; then
+	say "installing into $out"
+	rm -rf "$out"
+	mkdir -p "$out"
+	logged "modules_install" modules_install INSTALL_MOD_PATH="$out/modroot" \
+		INSTALL_MOD_STRIP=1
+	logged "headers_install" headers_install INSTALL_HDR_PATH="$out/usr"
+	cp "$obj/vmlinux" "$out/vmlinux"
+	cp "$obj/arch/x86/boot/bzImage" "$out/bzImage"
+	cp "$obj/.config" "$out/config"
+	# No build/source links to the tree: the modroot is copied around.
+	rm -f "$out/modroot/lib/modules/$krel/build" "$out/modroot/lib/modules/$krel/source"
+	echo "$build_sum" > "$out/.stamp-install"
+fi
+moddir=$out/modroot/lib/modules/$krel
+[ -s "$moddir/modules.dep" ] || die "no $moddir/modules.dep"
+[ -f "$out/usr/include/linux/iommufd.h" ] || die "no $out/usr/include/linux/iommufd.h"
+mtty_ko=$(find "$moddir/kernel" -name mtty.ko -print -quit)
+
+# 5. Record what was made.
+cat > "$out/vm.env.tmp" <<EOF
+# Written by scripts/vm/build-kernel.sh; for scripts/vm/run.sh --kernel
+# \$VM_VMLINUX --modules \$VM_MODROOT.
+VM_KVER='$krel'
+VM_VMLINUX='$out/vmlinux'
+VM_VMLINUZ='$out/bzImage'
+VM_MODROOT='$out/modroot'
+VM_MTTY_KO='$mtty_ko'
+VM_MTTY_SRC='$src/samples/vfio-mdev/mtty.c'
+VM_UAPI_INCLUDE='$out/usr/include'
+EOF
+mv "$out/vm.env.tmp" "$out/vm.env"
+say "ready: kernel $krel in $out ($(since "$t0"))"
+echo "$out/vm.env"
