@@ -23,8 +23,16 @@ setup:
 $(KSFT_DIR)/lib.mk:
 	$(TOP)/scripts/setup-host.sh
 
+# The library and the reference program vfio-cpr (build/user/vfio-cpr).
 lib:
 	$(MAKE) -s -C $(TOP)/user O=$(BUILD)/user USERCFLAGS=-Werror
+
+lib-llvm:
+	$(MAKE) -s -C $(TOP)/user O=$(BUILD)/user-llvm USERCFLAGS=-Werror LLVM=1
+
+# vfio-cpr and its man page: make install [DESTDIR=] [PREFIX=/usr/local]
+install: lib
+	$(MAKE) -s -C $(TOP)/user O=$(BUILD)/user install
 
 selftests: $(KSFT_DIR)/lib.mk
 	$(KSFT_MAKE) OUTPUT=$(BUILD)/selftests
@@ -46,6 +54,16 @@ run: setup selftests
 
 check-host: selftests
 	$(TOP)/scripts/run-host-tier.sh $(BUILD)/selftests
+
+# The reference program: on the host (100 handoffs under ping-pong load,
+# inspect, install), and in the VM on edu, e1000e and mtty (5 handoffs per
+# device and IRQ type).
+PROG_GENERATIONS ?= 100
+check-prog: setup
+	$(TOP)/scripts/check-prog.sh $(PROG_GENERATIONS)
+
+check-vm-prog: setup
+	$(TOP)/scripts/run-vm-prog.sh
 
 # The VM tier: QEMU, kernel and mtty come from scripts/vm/provision.sh.
 check-vm: setup
@@ -99,11 +117,13 @@ check-kconfig: setup
 
 # Every test, then the code checks (checkpatch, clang build, kconfig).
 check: setup
-	$(MAKE) -s lib selftests selftests-llvm
+	$(MAKE) -s lib lib-llvm selftests selftests-llvm
 	$(MAKE) -s check-host
+	$(MAKE) -s check-prog
 	$(MAKE) -s check-san
 	$(MAKE) -s fuzz-smoke
 	$(MAKE) -s check-vm
+	$(MAKE) -s check-vm-prog
 	$(MAKE) -s check-vm-newer
 	$(MAKE) -s check-vm-iommufd
 	$(MAKE) -s check-intree
@@ -115,5 +135,5 @@ clean:
 	$(MAKE) -s -C $(TOP)/selftests/vfio_cpr KSFT_DIR=$(KSFT_DIR) clean \
 		2>/dev/null || true
 
-.PHONY: all setup lib selftests selftests-llvm run check check-host \
+.PHONY: all setup lib lib-llvm install check-prog check-vm-prog selftests selftests-llvm run check check-host \
 	check-san fuzz fuzz-smoke check-vm check-vm-newer check-vm-iommufd check-intree checkpatch check-kconfig clean

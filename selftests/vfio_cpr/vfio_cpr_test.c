@@ -297,11 +297,24 @@ static const char *prepare_handoff(struct ctx *c)
 	if (c->dma && cpr_vfio_dma_unmap_vaddr(c->d, DMA_IOVA, DMA_SIZE))
 		return "VFIO_DMA_UNMAP_FLAG_VADDR before exec";
 	if (is_intx(c)) {
+		/*
+		 * Every other generation the interrupt is already in the old
+		 * VM's LAPIC, not taken, when the handoff starts: the detach
+		 * must carry it.  Else it is raised in the blackout and waits
+		 * in the eventfd, masked in vfio.  Either way the successor
+		 * finds it in the inherited eventfd.
+		 */
+		bool in_lapic = c->generation % 2;
+
+		if (in_lapic && (cpr_vm_lapic_clear(c->vm, 0) ||
+				 cpr_vfio_raise(c->d, c->index, 0) ||
+				 cpr_test_wait_irr(c->vm, 0, INTX_VEC,
+						   IRR_WAIT_MS) != 1))
+			return "INTx did not reach the old VM's LAPIC before the handoff";
 		if (cpr_handoff_mark_start(c->st) ||
-		    cpr_vm_irqfd_deassign(c->vm, c->d->intx_fd, INTX_PIN))
+		    cpr_vfio_intx_detach(c->d, c->vm, INTX_PIN, 0, INTX_VEC))
 			return "detaching INTx from the old VM";
-		/* Raised now, it waits in the eventfd, masked in vfio. */
-		if (cpr_vfio_raise(c->d, c->index, 0))
+		if (!in_lapic && cpr_vfio_raise(c->d, c->index, 0))
 			return "raising INTx in the blackout";
 		return NULL;
 	}
@@ -496,10 +509,12 @@ static void successor_intx(struct ctx *c, struct cpr_resume_info *info)
 
 	SUCC_ASSERT(c->d->intx_fd >= 0, "%s: INTx eventfd not inherited",
 		    c->d->name);
-	/* Raised in the blackout, signalled on the inherited eventfd. */
+	/* Raised in the blackout or carried from the old LAPIC. */
 	SUCC_ASSERT(wait_count(c->d->intx_fd, IRR_WAIT_MS) >= 1,
-		    "%s: INTx raised in the blackout not in the inherited eventfd",
-		    c->d->name);
+		    "%s: INTx %s not in the inherited eventfd", c->d->name,
+		    (info->generation - 1) % 2 ?
+		    "pending in the old VM's LAPIC at handoff was lost: it is" :
+		    "raised in the blackout is");
 	ack(c);
 	SUCC_ASSERT_EQ(0, cpr_vfio_intx_unmask(c->d),
 		       "%s: unmasking INTx after exec (%s)", c->d->name,

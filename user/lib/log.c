@@ -12,10 +12,16 @@
 
 static __thread char last_error[CPR_ERRMSG_MAX];
 static bool log_quiet;
+static __thread bool thread_quiet;
 
 void cpr_log_set_quiet(bool quiet)
 {
 	log_quiet = quiet;
+}
+
+void cpr_log_set_thread_quiet(bool quiet)
+{
+	thread_quiet = quiet;
 }
 
 const char *cpr_last_error(void)
@@ -47,7 +53,7 @@ int cpr_err(int err, const char *fmt, ...)
 		snprintf(last_error + n, sizeof(last_error) - n, ": %s (errno %d)",
 			 strerror(err), err);
 
-	if (!log_quiet)
+	if (!log_quiet && !thread_quiet)
 		fprintf(stderr, "vfio_cpr: %s\n", last_error);
 	return -err;
 }
@@ -56,7 +62,7 @@ void cpr_info(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (log_quiet)
+	if (log_quiet || thread_quiet)
 		return;
 	va_start(ap, fmt);
 	fputs("vfio_cpr: ", stderr);

@@ -846,6 +846,36 @@ int cpr_vfio_intx_unmask(struct cpr_vfio_dev *d)
 	return 0;
 }
 
+int cpr_vfio_intx_detach(struct cpr_vfio_dev *d, struct cpr_vm *vm,
+			 unsigned int gsi, unsigned int vcpu,
+			 unsigned int lapic_vec)
+{
+	__u64 one = 1;
+	int ret;
+
+	if (d->intx_fd < 0)
+		return cpr_err(-EINVAL, "%s: detach INTx: INTx is not enabled",
+			       d->name);
+	ret = cpr_vm_irqfd_deassign(vm, d->intx_fd, gsi);
+	if (ret)
+		return cpr_err(ret, "%s: handoff: detaching INTx (eventfd %d, GSI %u)",
+			       d->name, d->intx_fd, gsi);
+	/*
+	 * Already in the old VM's LAPIC but not taken: it would die with the
+	 * VM.  vfio keeps INTx masked until it is handled, so no new trigger
+	 * can come: put this one back into the trigger eventfd, where the
+	 * next VM's irqfd finds it on attach.
+	 */
+	ret = cpr_vm_lapic_irr_test(vm, vcpu, lapic_vec);
+	if (ret < 0)
+		return ret;
+	if (ret && write(d->intx_fd, &one, sizeof(one)) != sizeof(one))
+		return cpr_err(-errno,
+			       "%s: handoff: carrying INTx (LAPIC vector 0x%x) back into eventfd %d",
+			       d->name, lapic_vec, d->intx_fd);
+	return 0;
+}
+
 /* One ERR or REQ notifier; *@fd stays -1 if the device has none. */
 static int enable_notifier(struct cpr_vfio_dev *d, unsigned int index,
 			   const char *what, int *fd)

@@ -12,4 +12,10 @@
 			      args_idx)))
 #endif
 
+#ifndef __noreturn
+#define __noreturn						\
+	__attribute__((						\
+		__noreturn__))
+#endif
+
 #endif /* VFIO_CPR_COMPILER_H */

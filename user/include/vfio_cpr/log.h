@@ -32,5 +32,7 @@ void cpr_clear_error(void);
 
 /* Stop printing errors on stderr (they are still recorded). */
 void cpr_log_set_quiet(bool quiet);
+/* The same for the calling thread only (e.g. one that polls with timeouts). */
+void cpr_log_set_thread_quiet(bool quiet);
 
 #endif /* VFIO_CPR_LOG_H */

@@ -241,6 +241,17 @@ int cpr_vfio_enable_msi(struct cpr_vfio_dev *d, unsigned int irq_index,
 int cpr_vfio_enable_intx(struct cpr_vfio_dev *d);
 /* Unmask INTx after the interrupt was handled (eventfd or ioctl). */
 int cpr_vfio_intx_unmask(struct cpr_vfio_dev *d);
+/*
+ * Before a handoff: stop delivering INTx into @vm (deassign the trigger
+ * eventfd's irqfd on @gsi) and, if the interrupt already sits in vCPU
+ * @vcpu's LAPIC IRR as @lapic_vec without being taken, signal it back into
+ * the trigger eventfd so that the next VM's irqfd delivers it on attach.
+ * The vCPU must be stopped outside its handler (an accepted, unfinished
+ * interrupt is in the ISR, not the IRR).
+ */
+int cpr_vfio_intx_detach(struct cpr_vfio_dev *d, struct cpr_vm *vm,
+			 unsigned int gsi, unsigned int vcpu,
+			 unsigned int lapic_vec);
 
 /*
  * ERR and REQ notifiers ("<dev>_err", "<dev>_req"), each only if the
