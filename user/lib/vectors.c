@@ -607,3 +607,25 @@ int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 	*out = vs;
 	return 0;
 }
+
+int cpr_vectors_reattach(struct cpr_vectors *vs)
+{
+	unsigned int i;
+	int ret;
+
+	if (!vs->vm)
+		return cpr_err(-EINVAL, "%s: re-attach: the vectors' VM is %s",
+			       vs->dev, "gone");
+	for (i = 0; i < vs->nr; i++) {
+		struct cpr_vector *v = &vs->v[i];
+
+		/* Still in the LAPIC this VM kept: no re-injection. */
+		v->lapic_pending = false;
+		if (v->attached || v->virq < 0 || v->masked)
+			continue;
+		ret = vector_irqfd(vs, i);
+		if (ret)
+			return ret;
+	}
+	return cpr_vectors_save(vs);
+}

@@ -113,6 +113,14 @@ int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm);
  */
 int cpr_vectors_detach(struct cpr_vectors *vs);
 
+/*
+ * A handoff given up after cpr_vectors_detach() (a socket successor died or
+ * refused): attach the irqfds again in the same, still running VM.  What
+ * the eventfds counted meanwhile is injected; what the detach found in the
+ * LAPIC is still there and is not injected twice.
+ */
+int cpr_vectors_reattach(struct cpr_vectors *vs);
+
 /* Mask / unmask vector @i (MSI-X per-vector mask). */
 int cpr_vectors_mask(struct cpr_vectors *vs, unsigned int i);
 int cpr_vectors_unmask(struct cpr_vectors *vs, unsigned int i);
