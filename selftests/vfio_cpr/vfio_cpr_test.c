@@ -22,7 +22,10 @@
  * A device given that cannot be opened or fails is a failure, not a skip.
  *
  * Every IRQ type runs through both VFIO interfaces: the group/container
- * with type1, and (variants cdev_*) the device cdev bound to an iommufd.
+ * with type1, and (variants cdev_*) the device cdev bound to an iommufd;
+ * and through both handoff modes: exec, and (variants socket_*) the socket
+ * handoff, where each successor is a separate process that gets the state
+ * and fds over a UNIX socket while its predecessor's VM still delivers.
  * The cdev variants SKIP, naming what is missing, when built against uapi
  * headers older than 6.6 or run on a kernel without CONFIG_IOMMUFD /
  * CONFIG_VFIO_DEVICE_CDEV.
@@ -32,10 +35,12 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +49,7 @@
 #include "cpr_test_util.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/kvm.h"
+#include "vfio_cpr/transfer.h"
 #include "vfio_cpr/vectors.h"
 #include "vfio_cpr/vfio.h"
 
@@ -57,6 +63,10 @@
 /* INTx reaches the VMs through this IOAPIC pin (edge) as this vector. */
 #define INTX_PIN	20
 #define INTX_VEC	0x60
+/* Socket handoff: each wait of either side (TCG guest: be generous). */
+#define XFER_TIMEOUT_MS	20000
+
+enum handoff_mode { MODE_EXEC, MODE_SOCKET };
 
 static char *devices[MAX_DEVICES];
 static unsigned int nr_devices;
@@ -69,6 +79,7 @@ struct ctx {
 	struct cpr_vm *vm;
 	unsigned int index;	/* VFIO_PCI_*_IRQ_INDEX */
 	enum cpr_vfio_iface iface;
+	enum handoff_mode mode;
 	__u64 generation;
 	void *dma;		/* DMA buffer (edu), in a preserved memfd */
 	int dma_fd;
@@ -341,19 +352,116 @@ static const char *prepare_handoff(struct ctx *c)
 }
 
 /* The successor's argument: "<device>,<irq index>,<interface>". */
+static void successor_arg(const struct ctx *c, char *arg, size_t size)
+{
+	snprintf(arg, size, "%s,%u,%u", c->d->name, c->index, c->iface);
+}
+
 static int exec_next(struct ctx *c)
 {
 	char arg[CPR_VFIO_NAME_MAX + 32];
 
-	snprintf(arg, sizeof(arg), "%s,%u,%u", c->d->name, c->index, c->iface);
+	successor_arg(c, arg, sizeof(arg));
 	return cpr_test_exec_self(c->st, "vfio", arg);
+}
+
+/* ---- Socket handoff: the predecessor's side ---- */
+
+static int xfer_save(struct cpr_state *st, void *arg)
+{
+	struct ctx *c = arg;
+
+	(void)st;
+	return c->vs ? cpr_vectors_save(c->vs) : 0;
+}
+
+static int xfer_detach(struct cpr_state *st, void *arg)
+{
+	const char *why = prepare_handoff(arg);
+
+	(void)st;
+	return why ? cpr_err(-EIO, "%s", why) : 0;
+}
+
+static int xfer_reattach(struct cpr_state *st, void *arg)
+{
+	struct ctx *c = arg;
+
+	(void)st;
+	if (is_intx(c))
+		return cpr_vm_irqfd_assign(c->vm, c->d->intx_fd, INTX_PIN, -1);
+	return cpr_vectors_reattach(c->vs);
+}
+
+/*
+ * Start the next generation as a process of its own, give it everything
+ * over a socket, and once it has attached, wait for the rest of the chain:
+ * its status is ours.  Returns only on failure.
+ */
+static const char *give_next(struct ctx *c)
+{
+	const struct cpr_xfer_give_ops ops = {
+		.save = xfer_save,
+		.detach = xfer_detach,
+		.reattach = xfer_reattach,
+	};
+	char path[64], arg[CPR_VFIO_NAME_MAX + 32], self[4096];
+	int lfd, status, ret;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "@vfio_cpr_test.%d.%llu", getpid(),
+		 (unsigned long long)c->generation);
+	successor_arg(c, arg, sizeof(arg));
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0 || cpr_xfer_listen(path, &lfd))
+		return "listening for the successor";
+	self[n] = '\0';
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return "forking the successor";
+	if (!pid) {
+		close(lfd);
+		execl(self, self, CPR_TEST_SUCCESSOR, "vfio-xfer", path, arg,
+		      (char *)NULL);
+		_exit(127);
+	}
+	ret = cpr_xfer_give(lfd, c->st, XFER_TIMEOUT_MS, &ops, c);
+	close(lfd);
+	if (ret) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return "the socket handoff to the successor";
+	}
+	/* Handed over: this VM is done; the chain decides the outcome. */
+	cpr_vm_destroy(c->vm);
+	c->vm = NULL;
+	if (waitpid(pid, &status, 0) != pid)
+		return "waiting for the successor";
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+/* Hand over to the next generation, by exec or socket; only fails return. */
+static const char *handoff_next(struct ctx *c)
+{
+	const char *why;
+
+	if (c->mode == MODE_SOCKET)
+		return give_next(c);
+	why = prepare_handoff(c);
+	if (why)
+		return why;
+	exec_next(c);
+	return "exec into the successor";
 }
 
 /* Generation 0: runs in a child of the harness's test process. */
 static const char *first_generation(const char *name, unsigned int index,
-				    enum cpr_vfio_iface iface)
+				    enum cpr_vfio_iface iface,
+				    enum handoff_mode mode)
 {
-	struct ctx c = { .index = index, .iface = iface };
+	struct ctx c = { .index = index, .iface = iface, .mode = mode };
 	const char *why;
 	unsigned int got;
 	int ret, bad;
@@ -406,11 +514,7 @@ static const char *first_generation(const char *name, unsigned int index,
 			return "real-mode vCPU of VM #0 taking vector 0";
 	}
 
-	why = prepare_handoff(&c);
-	if (why)
-		return why;
-	exec_next(&c);
-	return "exec into the successor";
+	return handoff_next(&c);
 }
 
 /* The successor's checks for one generation; exits 1 on failure. */
@@ -579,78 +683,152 @@ static void successor_err_req(struct ctx *c)
 	}
 }
 
-static int successor_vfio(const char *arg)
+/* Parse "<device>,<irq index>,<interface>" into @c and @name. */
+static void parse_successor_arg(const char *arg, struct ctx *c, char *name)
 {
-	struct cpr_resume_info info;
-	struct ctx c = { .dma_fd = -1 };
-	char name[CPR_VFIO_NAME_MAX];
 	const char *comma = strchr(arg, ',');
 	unsigned int iface;
-	const char *why;
-	int ret;
 
 	SUCC_ASSERT(comma && comma - arg < CPR_VFIO_NAME_MAX &&
-		    sscanf(comma, ",%u,%u", &c.index, &iface) == 2 &&
+		    sscanf(comma, ",%u,%u", &c->index, &iface) == 2 &&
 		    iface <= CPR_VFIO_IFACE_CDEV,
 		    "bad successor argument '%s'", arg);
 	memcpy(name, arg, comma - arg);
 	name[comma - arg] = '\0';
-	c.iface = iface;
+	c->iface = iface;
+}
 
-	cpr_test_resume(&info);
-	c.st = info.st;
-	c.generation = info.generation;
-	ret = cpr_vfio_open_iface(c.st, name, c.iface, &c.d);
+/* Take the device over from c->st and give it a new VM, nothing attached. */
+static void take_over(struct ctx *c, const char *name)
+{
+	int ret = cpr_vfio_open_iface(c->st, name, c->iface, &c->d);
+
 	SUCC_ASSERT_EQ(0, ret, "%s: taking over the inherited VFIO fds (%s interface)",
-		       name, cpr_vfio_iface_name(c.iface));
-	SUCC_ASSERT(c.d->reused,
+		       name, cpr_vfio_iface_name(c->iface));
+	SUCC_ASSERT(c->d->reused,
 		    "%s: the successor re-opened the device instead of reusing the inherited fds",
 		    name);
-	SUCC_ASSERT_EQ(0, cpr_vm_create(&c.vm, 1), "creating VM #%llu",
-		       (unsigned long long)info.generation);
-	SUCC_ASSERT_EQ(0, cpr_vm_vfio_add_group(c.vm, cpr_vfio_kvm_file(c.d)),
+	SUCC_ASSERT_EQ(0, cpr_vm_create(&c->vm, 1), "creating VM #%llu",
+		       (unsigned long long)c->generation);
+	SUCC_ASSERT_EQ(0, cpr_vm_vfio_add_group(c->vm, cpr_vfio_kvm_file(c->d)),
 		       "%s: adding the inherited %s fd to VM #%llu's KVM-VFIO device",
-		       name, c.iface == CPR_VFIO_IFACE_CDEV ? "device cdev" : "group",
-		       (unsigned long long)info.generation);
+		       name, c->iface == CPR_VFIO_IFACE_CDEV ? "device cdev" : "group",
+		       (unsigned long long)c->generation);
+}
 
-	if (c.index == VFIO_PCI_INTX_IRQ_INDEX) {
-		ret = cpr_vfio_enable_intx(c.d);
+/* Everything a successor checks, attaching on the way. */
+static void generation_checks(struct ctx *c, struct cpr_resume_info *info)
+{
+	const char *name = c->d->name;
+	int ret;
+
+	if (c->index == VFIO_PCI_INTX_IRQ_INDEX) {
+		ret = cpr_vfio_enable_intx(c->d);
 		SUCC_ASSERT_EQ(0, ret, "%s: taking over INTx", name);
-		successor_intx(&c, &info);
+		successor_intx(c, info);
 	} else {
-		successor_msi(&c, &info);
+		successor_msi(c, info);
 	}
-	successor_err_req(&c);
+	successor_err_req(c);
 
-	ret = dma_resume(&c);
-	SUCC_ASSERT_EQ(0, ret, "%s: %s after exec", name,
-		       c.iface == CPR_VFIO_IFACE_CDEV ?
+	ret = dma_resume(c);
+	SUCC_ASSERT_EQ(0, ret, "%s: %s after the handoff", name,
+		       c->iface == CPR_VFIO_IFACE_CDEV ?
 		       "moving the iommufd DMA mappings to the successor" :
 		       "VFIO_DMA_MAP_FLAG_VADDR");
-	SUCC_ASSERT_EQ(0, dma_check(&c),
+	SUCC_ASSERT_EQ(0, dma_check(c),
 		       "%s: DMA after the vaddr update: data did not arrive",
 		       name);
+}
 
-	if (info.generation == GENERATIONS) {
+/* The last generation leaves the device quiet, the others hand over. */
+static int next_generation(struct ctx *c)
+{
+	const char *why;
+
+	if (c->generation == GENERATIONS) {
 		/*
 		 * Leave a vfio-pci device quiet for the next test.  Not mtty:
 		 * it keeps a pointer to the released eventfd and would ignore
 		 * the next enable.
 		 */
-		if (!cpr_vfio_is_mtty(c.d))
-			cpr_vfio_irq_disable(c.d, c.index);
+		if (!cpr_vfio_is_mtty(c->d))
+			cpr_vfio_irq_disable(c->d, c->index);
 		return 0;
 	}
-	why = prepare_handoff(&c);
-	SUCC_ASSERT(!why, "%s generation %llu: %s", name,
-		    (unsigned long long)info.generation, why);
-	ret = exec_next(&c);
-	SUCC_FAIL("%s: exec into generation %llu: %d", name,
-		  (unsigned long long)info.generation + 1, ret);
+	why = handoff_next(c);
+	SUCC_FAIL("%s generation %llu: %s: %s", c->d->name,
+		  (unsigned long long)c->generation, why, cpr_last_error());
+}
+
+static int successor_vfio(const char *arg)
+{
+	struct cpr_resume_info info;
+	struct ctx c = { .dma_fd = -1, .mode = MODE_EXEC };
+	char name[CPR_VFIO_NAME_MAX];
+
+	parse_successor_arg(arg, &c, name);
+	cpr_test_resume(&info);
+	c.st = info.st;
+	c.generation = info.generation;
+	take_over(&c, name);
+	generation_checks(&c, &info);
+	return next_generation(&c);
+}
+
+/* ---- Socket handoff: the successor's side ---- */
+
+struct xfer_succ {
+	struct ctx c;
+	const char *name;
+	struct cpr_resume_info info;
+};
+
+static int xfer_prepare(struct cpr_state *st, void *arg)
+{
+	struct xfer_succ *x = arg;
+
+	x->c.st = st;
+	if (cpr_state_get_u64(st, CPR_SEC_GENERATION, &x->c.generation))
+		return cpr_err(-EBADMSG, "the received state has no generation");
+	take_over(&x->c, x->name);
+	return 0;
+}
+
+static int xfer_attach(struct cpr_state *st, void *arg)
+{
+	struct xfer_succ *x = arg;
+
+	x->info.st = st;
+	x->info.generation = x->c.generation;
+	if (cpr_state_get_u64(st, CPR_SEC_HANDOFF_START, &x->info.handoff_start_ns))
+		x->info.handoff_start_ns = 0;
+	generation_checks(&x->c, &x->info);
+	return 0;
+}
+
+static int successor_vfio_xfer(const char *path, const char *arg)
+{
+	const struct cpr_xfer_take_ops ops = {
+		.prepare = xfer_prepare,
+		.attach = xfer_attach,
+	};
+	struct xfer_succ x = { .c = { .dma_fd = -1, .mode = MODE_SOCKET } };
+	struct cpr_state *st = NULL;
+	char name[CPR_VFIO_NAME_MAX];
+	int ret;
+
+	parse_successor_arg(arg, &x.c, name);
+	x.name = name;
+	ret = cpr_xfer_take(path, XFER_TIMEOUT_MS, &st, &ops, &x);
+	SUCC_ASSERT_EQ(0, ret, "%s: socket handoff, successor side: %s", name,
+		       cpr_last_error());
+	return next_generation(&x.c);
 }
 
 /* Number of @index interrupts @name has; -errno if it cannot be opened. */
-static int probe_irq_count(const char *name, unsigned int index)
+static int probe_irq_count(const char *name, unsigned int index,
+			   bool *is_mtty)
 {
 	struct cpr_state *st = cpr_state_new();
 	struct cpr_vfio_dev *d;
@@ -661,10 +839,48 @@ static int probe_irq_count(const char *name, unsigned int index)
 	ret = cpr_vfio_open(st, name, &d);
 	if (!ret) {
 		ret = cpr_vfio_irq_count(d, index);
+		*is_mtty = cpr_vfio_is_mtty(d);
 		cpr_vfio_free(d, true);
 	}
 	cpr_state_free(st);
 	return ret;
+}
+
+static int sysfs_write(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+/*
+ * The mtty sample of older kernels (6.1) enables MSI once per instance: a
+ * disable keeps its eventfd pointer and it ignores every later enable (6.12
+ * resets it on close).  Before an MSI variant, give it a fresh instance of
+ * the same type under the same UUID.
+ */
+static int renew_mdev(const char *uuid)
+{
+	char path[PATH_MAX], type[PATH_MAX], create[PATH_MAX + 8];
+	int i, ret;
+
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/mdev_type", uuid);
+	if (!realpath(path, type))
+		return -errno;
+	snprintf(create, sizeof(create), "%s/create", type);
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", uuid);
+	ret = sysfs_write(path, "1");
+	if (!ret)
+		ret = sysfs_write(create, uuid);
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/iommu_group", uuid);
+	for (i = 0; !ret && access(path, F_OK) && i < 200; i++)
+		usleep(10000);
+	return ret ? ret : access(path, F_OK) ? -ENOENT : 0;
 }
 
 FIXTURE(vfio_cpr) {
@@ -674,6 +890,7 @@ FIXTURE(vfio_cpr) {
 FIXTURE_VARIANT(vfio_cpr) {
 	unsigned int index;
 	enum cpr_vfio_iface iface;
+	enum handoff_mode mode;
 };
 
 FIXTURE_VARIANT_ADD(vfio_cpr, msix) {
@@ -706,6 +923,24 @@ FIXTURE_VARIANT_ADD(vfio_cpr, cdev_intx) {
 	.iface = CPR_VFIO_IFACE_CDEV,
 };
 
+FIXTURE_VARIANT_ADD(vfio_cpr, socket_msix) {
+	.index = VFIO_PCI_MSIX_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_GROUP,
+	.mode = MODE_SOCKET,
+};
+
+FIXTURE_VARIANT_ADD(vfio_cpr, socket_msi) {
+	.index = VFIO_PCI_MSI_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_GROUP,
+	.mode = MODE_SOCKET,
+};
+
+FIXTURE_VARIANT_ADD(vfio_cpr, socket_intx) {
+	.index = VFIO_PCI_INTX_IRQ_INDEX,
+	.iface = CPR_VFIO_IFACE_GROUP,
+	.mode = MODE_SOCKET,
+};
+
 FIXTURE_SETUP(vfio_cpr)
 {
 }
@@ -722,9 +957,20 @@ TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 300)
 	char why[CPR_ERRMSG_MAX] = "";
 
 	for (i = 0; i < nr_devices; i++) {
-		int count = probe_irq_count(devices[i], variant->index);
-		int status;
+		bool mtty = false;
+		int count = probe_irq_count(devices[i], variant->index, &mtty);
+		int status, ret;
 		pid_t pid;
+
+		if (mtty && variant->index == VFIO_PCI_MSI_IRQ_INDEX) {
+			ret = renew_mdev(devices[i]);
+			ASSERT_EQ(0, ret) {
+				TH_LOG("%s: re-creating the mtty instance for MSI: %s",
+				       devices[i], strerror(-ret));
+			}
+			TH_LOG("%s: fresh mtty instance (6.1's enables MSI once)",
+			       devices[i]);
+		}
 
 		if (cpr_vfio_iface_supported(devices[i], variant->iface)) {
 			snprintf(why, sizeof(why), "%s", cpr_last_error());
@@ -748,7 +994,8 @@ TEST_F_TIMEOUT(vfio_cpr, exec_keeps_device_interrupts, 300)
 		if (!pid) {
 			const char *step = first_generation(devices[i],
 							    variant->index,
-							    variant->iface);
+							    variant->iface,
+							    variant->mode);
 
 			fprintf(stderr, "# %s %s (%s): %s failed: %s\n",
 				devices[i], irq, ifn, step, cpr_last_error());
@@ -794,6 +1041,9 @@ int main(int argc, char **argv)
 	if (argc >= 4 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
 	    !strcmp(argv[2], "vfio"))
 		return successor_vfio(argv[3]);
+	if (argc >= 5 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
+	    !strcmp(argv[2], "vfio-xfer"))
+		return successor_vfio_xfer(argv[3], argv[4]);
 
 	if (env)
 		add_devices(strdup(env));

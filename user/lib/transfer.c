@@ -567,22 +567,13 @@ out:
 
 /* ---- The conversation ---- */
 
-/* What goes to the successor: @st with the next generation number. */
-static int send_next_generation(int sock, struct cpr_state *st)
+/* Put the generation number back as it was before a failed handoff. */
+static void restore_generation(struct cpr_state *st, bool had, __u64 gen)
 {
-	__u64 gen = 0;
-	bool had;
-	int ret;
-
-	had = !cpr_state_get_u64(st, CPR_SEC_GENERATION, &gen);
-	ret = cpr_state_set_u64(st, CPR_SEC_GENERATION, gen + 1);
-	if (!ret)
-		ret = cpr_xfer_send_state(sock, CPR_XFER_STATE, st);
 	if (had)
 		cpr_state_set_u64(st, CPR_SEC_GENERATION, gen);
 	else
 		cpr_state_delete_section(st, CPR_SEC_GENERATION);
-	return ret;
 }
 
 static int expect(int sock, int timeout_ms, int want, struct cpr_state **st)
@@ -600,15 +591,20 @@ static int expect(int sock, int timeout_ms, int want, struct cpr_state **st)
 int cpr_xfer_give(int lfd, struct cpr_state *st, int timeout_ms,
 		  const struct cpr_xfer_give_ops *ops, void *arg)
 {
-	bool detached = false;
+	bool detached = false, had_gen;
 	int sock = -1, ret;
 	char why[CPR_ERRMSG_MAX];
+	__u64 gen = 0;
 
+	/* Both STATE and DETACHED carry the successor's generation number. */
+	had_gen = !cpr_state_get_u64(st, CPR_SEC_GENERATION, &gen);
 	ret = cpr_xfer_accept(lfd, timeout_ms, &sock);
 	if (!ret && ops->save)
 		ret = ops->save(st, arg);
 	if (!ret)
-		ret = send_next_generation(sock, st);
+		ret = cpr_state_set_u64(st, CPR_SEC_GENERATION, gen + 1);
+	if (!ret)
+		ret = cpr_xfer_send_state(sock, CPR_XFER_STATE, st);
 	if (!ret)
 		ret = expect(sock, timeout_ms, CPR_XFER_READY, NULL);
 	if (!ret) {
@@ -623,6 +619,8 @@ int cpr_xfer_give(int lfd, struct cpr_state *st, int timeout_ms,
 		ret = expect(sock, timeout_ms, CPR_XFER_ATTACHED, NULL);
 	if (sock >= 0)
 		close(sock);
+	if (ret)
+		restore_generation(st, had_gen, gen);
 	if (!ret || !detached)
 		return ret;
 

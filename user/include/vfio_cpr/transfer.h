@@ -108,7 +108,8 @@ struct cpr_xfer_give_ops {
  * bounded by @timeout_ms.  Returns 0 once the successor has everything
  * (the caller stops for good), or -errno with the reason; after a failure
  * past detach() it has called reattach(), so the caller runs on.  The
- * generation section is advanced in what is sent, not in @st.
+ * generation section of @st is advanced for the successor, and put back
+ * when the handoff fails.
  */
 int cpr_xfer_give(int lfd, struct cpr_state *st, int timeout_ms,
 		  const struct cpr_xfer_give_ops *ops, void *arg);
