@@ -65,6 +65,13 @@ check-prog: setup
 check-vm-prog: setup
 	$(TOP)/scripts/run-vm-prog.sh
 
+# Soak: exec handoffs on host KVM under ping-pong load; nothing lost, open
+# fds and RSS flat from the first generation to the last.
+#	make soak [SOAK_GENERATIONS=10000]	(make check runs 200)
+SOAK_GENERATIONS ?= 10000
+soak: setup
+	$(TOP)/scripts/soak.sh $(SOAK_GENERATIONS)
+
 # The VM tier: QEMU, kernel and mtty come from scripts/vm/provision.sh.
 check-vm: setup
 	$(TOP)/scripts/run-vm-tier.sh
@@ -120,6 +127,7 @@ check: setup
 	$(MAKE) -s lib lib-llvm selftests selftests-llvm
 	$(MAKE) -s check-host
 	$(MAKE) -s check-prog
+	$(MAKE) -s soak SOAK_GENERATIONS=200
 	$(MAKE) -s check-san
 	$(MAKE) -s fuzz-smoke
 	$(MAKE) -s check-vm
@@ -135,5 +143,5 @@ clean:
 	$(MAKE) -s -C $(TOP)/selftests/vfio_cpr KSFT_DIR=$(KSFT_DIR) clean \
 		2>/dev/null || true
 
-.PHONY: all setup lib lib-llvm install check-prog check-vm-prog selftests selftests-llvm run check check-host \
+.PHONY: all setup lib lib-llvm install check-prog check-vm-prog soak selftests selftests-llvm run check check-host \
 	check-san fuzz fuzz-smoke check-vm check-vm-newer check-vm-iommufd check-intree checkpatch check-kconfig clean
