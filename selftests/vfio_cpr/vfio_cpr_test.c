@@ -701,13 +701,17 @@ static void parse_successor_arg(const char *arg, struct ctx *c, char *name)
 /* Take the device over from c->st and give it a new VM, nothing attached. */
 static void take_over(struct ctx *c, const char *name)
 {
-	int ret = cpr_vfio_open_iface(c->st, name, c->iface, &c->d);
+	int ret = cpr_vfio_take_over(c->st, name, &c->d);
 
 	SUCC_ASSERT_EQ(0, ret, "%s: taking over the inherited VFIO fds (%s interface)",
 		       name, cpr_vfio_iface_name(c->iface));
 	SUCC_ASSERT(c->d->reused,
 		    "%s: the successor re-opened the device instead of reusing the inherited fds",
 		    name);
+	SUCC_ASSERT_EQ(c->iface, c->d->iface,
+		       "%s: the state holds it through the %s interface, not %s",
+		       name, cpr_vfio_iface_name(c->d->iface),
+		       cpr_vfio_iface_name(c->iface));
 	SUCC_ASSERT_EQ(0, cpr_vm_create(&c->vm, 1), "creating VM #%llu",
 		       (unsigned long long)c->generation);
 	SUCC_ASSERT_EQ(0, cpr_vm_vfio_add_group(c->vm, cpr_vfio_kvm_file(c->d)),

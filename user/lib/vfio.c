@@ -493,6 +493,45 @@ int cpr_vfio_open(struct cpr_state *st, const char *name,
 	return vfio_open(st, name, -1, out);
 }
 
+int cpr_vfio_take_over(struct cpr_state *st, const char *name,
+		       struct cpr_vfio_dev **out)
+{
+	const size_t suffix = strlen(CPR_VFIO_FD_DEVICE) + 1;
+	char held[256] = "", want[CPR_NAME_MAX + 1];
+	unsigned int i, n;
+	size_t used = 0;
+	int ret;
+
+	if (!st || !name || !out)
+		return cpr_err(-EINVAL, "take over VFIO device: no state, name or result");
+	/* A malformed name never reaches sysfs or the state. */
+	ret = cpr_vfio_iface_supported(name, CPR_VFIO_IFACE_GROUP);
+	if (ret)
+		return ret;
+	ret = fd_name(want, sizeof(want), name, CPR_VFIO_FD_DEVICE);
+	if (ret)
+		return ret;
+	if (cpr_state_find_fd(st, want, 0) >= 0)
+		return cpr_vfio_open(st, name, out);
+	n = cpr_state_nr_fds(st);
+	for (i = 0; i < n; i++) {
+		const struct cpr_fd_rec *r = cpr_state_fd_at(st, i);
+		size_t len = strlen(r->name);
+
+		if (len <= suffix || r->index ||
+		    strcmp(r->name + len - suffix + 1, CPR_VFIO_FD_DEVICE) ||
+		    r->name[len - suffix] != '_')
+			continue;
+		used += snprintf(held + used, sizeof(held) - used, "%s%.*s",
+				 used ? ", " : "", (int)(len - suffix), r->name);
+		if (used >= sizeof(held))
+			break;
+	}
+	return cpr_err(-ENOENT,
+		       "%s: the CPR state was saved for another device: it holds %s",
+		       name, used ? held : "no VFIO device at all");
+}
+
 int cpr_vfio_open_iface(struct cpr_state *st, const char *name,
 			enum cpr_vfio_iface iface, struct cpr_vfio_dev **out)
 {

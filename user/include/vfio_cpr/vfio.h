@@ -139,6 +139,14 @@ struct cpr_vfio_dev {
 int cpr_vfio_open(struct cpr_state *st, const char *name,
 		  struct cpr_vfio_dev **out);
 /*
+ * A successor's open: take @name over from @st, never afresh.  When @st
+ * holds no "<name>_device" (a state saved for another device) fails with
+ * -ENOENT naming the devices it does hold; else as cpr_vfio_open().  A
+ * malformed @name is refused (-EINVAL) before anything is looked up.
+ */
+int cpr_vfio_take_over(struct cpr_state *st, const char *name,
+		       struct cpr_vfio_dev **out);
+/*
  * The same through interface @iface.  A fresh open uses @iface; a reuse
  * takes the interface the state was saved with and fails with -EINVAL if
  * that is not @iface (cpr_vfio_open() accepts either on reuse and opens
