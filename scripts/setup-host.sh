@@ -15,7 +15,7 @@ stamp=$ktree/.vfio_cpr-extracted
 layout=2
 
 pkgs=(build-essential make gcc clang llvm lld libclang-rt-14-dev linux-source-6.1 linux-libc-dev
-      rsync xz-utils bc flex bison perl python3 kmod cpio)
+      rsync xz-utils bc flex bison perl python3 kmod cpio valgrind man-db)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -201,6 +201,18 @@ static void save_device(struct __test_metadata *_metadata,
 	}
 }
 
+/* Close the fds a store names, then free it. */
+static void free_state(struct cpr_state *st)
+{
+	while (cpr_state_nr_fds(st)) {
+		const struct cpr_fd_rec *r = cpr_state_fd_at(st, 0);
+
+		close(r->fd);
+		cpr_state_delete_fd(st, r->name, r->index);
+	}
+	cpr_state_free(st);
+}
+
 TEST(state_saved_for_another_device_is_refused)
 {
 	struct cpr_state *st = cpr_state_new();
@@ -219,9 +231,14 @@ TEST(state_saved_for_another_device_is_refused)
 	ASSERT_NE(NULL, strstr(cpr_last_error(),
 			       "c3a8f6c1-2a0e-4b44-9a1e-0ea9c5b3a7d2"));
 
-	ret = cpr_vfio_take_over(cpr_state_new(), "0000:00:04.0", &d);
+	free_state(st);
+
+	st = cpr_state_new();
+	ASSERT_NE(NULL, st);
+	ret = cpr_vfio_take_over(st, "0000:00:04.0", &d);
 	ASSERT_EQ(-ENOENT, ret);
 	ASSERT_NE(NULL, strstr(cpr_last_error(), "no VFIO device at all"));
+	free_state(st);
 }
 
 TEST(malformed_device_names_are_refused_before_any_path_is_built)

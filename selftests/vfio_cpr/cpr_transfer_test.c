@@ -278,7 +278,7 @@ static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 		ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status)) {
 			TH_LOG("the successor's checks failed (status 0x%x)", status);
 		}
-		return;
+		goto out;
 	}
 	ASSERT_NE(0, ret) {
 		TH_LOG("successor '%s' failed, yet the predecessor thinks the handoff completed",
@@ -302,6 +302,7 @@ static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 	ASSERT_EQ(1, cpr_test_wait_irr(p.vm, 0, lapic_vec(p.vs, 2), IRR_WAIT_MS)) {
 		TH_LOG("the predecessor no longer delivers after the failed handoff");
 	}
+out:
 	cpr_vectors_free(p.vs, true);
 	cpr_vm_destroy(p.vm);
 	cpr_state_free(p.st);
