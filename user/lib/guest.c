@@ -436,3 +436,16 @@ int cpr_vm_guest_wait(struct cpr_vm *vm, unsigned int vcpu, int timeout_ms,
 	vm->run[vcpu]->immediate_exit = 0;
 	return ret;
 }
+
+int cpr_vm_guest_in_handler(struct cpr_vm *vm, unsigned int vcpu)
+{
+	struct kvm_regs regs;
+
+	if (vcpu >= vm->nr_vcpus)
+		return cpr_err(-EINVAL, "guest handler check: vcpu %u of %u",
+			       vcpu, vm->nr_vcpus);
+	if (ioctl(vm->vcpu_fd[vcpu], KVM_GET_REGS, &regs))
+		return cpr_err(-errno, "KVM_GET_REGS vcpu %u (fd %d)", vcpu,
+			       vm->vcpu_fd[vcpu]);
+	return regs.rip >= GUEST_STUBS && regs.rip < GUEST_IMAGE_END;
+}

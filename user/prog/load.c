@@ -95,6 +95,7 @@ void vc_load_main(struct vc_vmm *m)
 				  cpr_last_error());
 			break;
 		}
+		__atomic_store_n(&sh->raised_write_ns, cpr_now_ns(), __ATOMIC_RELEASE);
 		sh->raised++;
 		while (__atomic_load_n(&sh->acked_seq, __ATOMIC_ACQUIRE) < seq) {
 			if (cpr_now_ns() - t0 > timeout_ns)

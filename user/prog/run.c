@@ -98,33 +98,52 @@ static void *vcpu_main(void *arg)
 	struct vcpu_ctl *c = arg;
 	struct vc_vmm *m = c->m;
 	unsigned int vec, tries = 0;
+	bool reported = false;	/* stopped right at a reported OUT */
 	int ret;
 
 	/* Timeouts are its polling; real errors are reported by vcpu_stop(). */
 	cpr_log_set_thread_quiet(true);
 	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
 		ret = cpr_vm_guest_wait(m->vm, 0, VCPU_POLL_MS, &vec);
-		if (ret == -ETIMEDOUT)
+		if (ret == -ETIMEDOUT) {
+			reported = false;
 			continue;
+		}
 		if (ret) {
 			c->err = ret;
 			return NULL;
 		}
 		took(m, vec);
+		reported = true;
 	}
 	/*
-	 * Stop only outside the handler: an interrupt the guest accepted is
-	 * no longer in the LAPIC's IRR, so the detach would not carry it.
+	 * Stop only outside the handler: an interrupt the guest accepted has
+	 * left the LAPIC's IRR, so the detach would not carry it.  Two signs:
+	 * its ISR bit, and (unless the vCPU stopped at the OUT it just
+	 * reported) its RIP inside a handler stub.
 	 */
-	while ((ret = in_service(m->vm)) == 1 && tries++ < 100) {
-		ret = cpr_vm_guest_wait(m->vm, 0, 10, &vec);
-		if (!ret)
-			took(m, vec);
-		else if (ret != -ETIMEDOUT)
+	for (;;) {
+		ret = in_service(m->vm);
+		if (!ret && !reported)
+			ret = cpr_vm_guest_in_handler(m->vm, 0);
+		if (ret <= 0)
 			break;
+		if (tries++ >= 100) {
+			ret = -EBUSY;
+			break;
+		}
+		ret = cpr_vm_guest_wait(m->vm, 0, 1, &vec);
+		if (!ret) {
+			took(m, vec);
+			reported = true;
+		} else if (ret == -ETIMEDOUT) {
+			reported = false;
+		} else {
+			break;
+		}
 	}
 	if (ret)
-		c->err = ret < 0 ? ret : -EBUSY;
+		c->err = ret;
 	return NULL;
 }
 
@@ -299,13 +318,9 @@ static int successor_setup(struct vc_vmm *m)
 	for (i = 0; i < o->nr_devices; i++) {
 		struct vc_dev *vd = &m->dev[i];
 
-		ret = cpr_vfio_open(m->st, o->devices[i], &vd->vdev);
+		ret = cpr_vfio_take_over(m->st, o->devices[i], &vd->vdev);
 		if (ret)
 			return ret;
-		if (!vd->vdev->reused)
-			return cpr_err(-EPROTO,
-				       "%s: the successor found no inherited fds and opened it afresh",
-				       o->devices[i]);
 		vd->intx = o->irq_index == VFIO_PCI_INTX_IRQ_INDEX;
 		if (vd->intx) {
 			ret = cpr_vfio_enable_intx(vd->vdev);
@@ -517,6 +532,23 @@ static unsigned int carried(const struct vc_vmm *m)
 	return n;
 }
 
+/* Is the eventfd of the raise in flight counting (no device only)? */
+static int flight_eventfd(const struct vc_vmm *m)
+{
+	unsigned int vec = __atomic_load_n(&m->sh->raised_vec, __ATOMIC_ACQUIRE);
+	unsigned int j;
+
+	if (m->o->nr_devices || !m->dev[0].vs)
+		return -1;
+	for (j = 0; j < m->dev[0].vs->nr; j++) {
+		struct pollfd p = { .fd = m->dev[0].vs->v[j].kvm_fd, .events = POLLIN };
+
+		if (cpr_msi_msg_vector(&m->dev[0].vs->v[j].msg) == vec)
+			return poll(&p, 1, 0) == 1;
+	}
+	return -1;
+}
+
 /* Where is the raise the load waits for?  For the report of a loss. */
 static void diagnose(struct vc_vmm *m)
 {
@@ -527,12 +559,17 @@ static void diagnose(struct vc_vmm *m)
 
 	cpr_vm_lapic_irr(m->vm, 0, irr);
 	fprintf(stderr,
-		"vfio-cpr: lost raise %llu (LAPIC vector 0x%x) in generation %llu: at the stop before it raise %llu acked %llu, %u vector(s) carried from the old LAPIC; now IRR bit %d, in service %d\n",
+		"vfio-cpr: lost raise %llu (LAPIC vector 0x%x) in generation %llu: at the stop before it raise %llu acked %llu, in the old IRR %d, its eventfd counting after the detach %d, %u vector(s) carried from the old LAPIC; now IRR bit %d, in service %d\n",
 		(unsigned long long)sh->raised_seq, vec,
 		(unsigned long long)m->generation,
 		(unsigned long long)g->stop_raised_seq,
-		(unsigned long long)g->stop_acked_seq, g->carried,
+		(unsigned long long)g->stop_acked_seq, g->flight_irr_stop,
+		g->flight_evt_detach, g->carried,
 		!!(irr[vec / 64] & (1ull << (vec % 64))), in_service(m->vm));
+	fprintf(stderr,
+		"vfio-cpr: the load's write of that raise returned %+.3f ms from the vCPU stop; the detach returned %+.3f ms from it\n",
+		((double)sh->raised_write_ns - (double)g->stop_ns) / 1e6,
+		((double)g->detached_ns - (double)g->stop_ns) / 1e6);
 	for (i = 0; i < m->nr_dev; i++) {
 		for (j = 0; m->dev[i].vs && j < m->dev[i].vs->nr; j++) {
 			const struct cpr_vector *v = &m->dev[i].vs->v[j];
@@ -586,9 +623,14 @@ static int serve(struct vc_vmm *m, char **argv)
 	ret = vcpu_stop(&vcpu);
 	next->stop_raised_seq = __atomic_load_n(&sh->raised_seq, __ATOMIC_ACQUIRE);
 	next->stop_acked_seq = __atomic_load_n(&sh->acked_seq, __ATOMIC_ACQUIRE);
+	next->flight_irr_stop = cpr_vm_lapic_irr_test(m->vm, 0,
+						      __atomic_load_n(&sh->raised_vec,
+								      __ATOMIC_ACQUIRE));
 	if (!ret)
 		ret = detach_all(m);
+	next->detached_ns = cpr_now_ns();
 	next->carried = carried(m);
+	next->flight_evt_detach = flight_eventfd(m);
 	if (!ret && m->o->dump_state)
 		ret = dump_state(m);
 	if (!ret) {

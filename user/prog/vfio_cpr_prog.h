@@ -66,6 +66,10 @@ struct vc_gen {
 	/* At the stop before this generation: the ping-pong, the carry. */
 	__u64 stop_raised_seq, stop_acked_seq;
 	__u32 carried;		/* vectors pending in the old LAPIC, carried */
+	/* The raise in flight at the stop: where it was (1 yes, 0 no, <0 ?). */
+	__u64 detached_ns;	/* the predecessor's detach returned */
+	__s32 flight_irr_stop;	/* in the old LAPIC's IRR after the vCPU stop */
+	__s32 flight_evt_detach;	/* its eventfd counting after the detach */
 	__u32 pad;
 };
 
@@ -82,6 +86,7 @@ struct vc_shared {
 	__u32 magic;
 	__u32 nr_gens;		/* generations + 1 entries in gen[] */
 	__u64 raised_seq;
+	__u64 raised_write_ns;	/* when the load's raise returned */
 	__u32 raised_vec;
 	__u32 stop;		/* VMM: finish the round trip in flight, exit */
 	__u64 acked_seq;

@@ -152,6 +152,14 @@ int cpr_vm_guest_wait(struct cpr_vm *vm, unsigned int vcpu, int timeout_ms,
 		      unsigned int *vector);
 
 /*
+ * 1 if @vcpu stopped inside the real-mode guest's interrupt handler (an
+ * interrupt was accepted, left the LAPIC's IRR, and is not reported yet: a
+ * signal ended KVM_RUN in between), 0 if not, -errno.  A VMM must not hand
+ * off such a vCPU: run it until it reports (cpr_vm_guest_wait()).
+ */
+int cpr_vm_guest_in_handler(struct cpr_vm *vm, unsigned int vcpu);
+
+/*
  * KVM-VFIO pseudo device: created once, returns its fd.  add/del take a
  * VFIO group fd or, on 6.6+ kernels (KVM_DEV_VFIO_FILE, the same ABI
  * value), a vfio device cdev fd: see cpr_vfio_kvm_file().
