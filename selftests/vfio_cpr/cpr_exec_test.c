@@ -3,7 +3,9 @@
  * The exec handoff with real eventfds: what a VMM hands to its successor
  * arrives intact (counters, flags, sections), close-on-exec is put back, no
  * fd leaks across, and a failed exec leaves the predecessor exactly as it
- * was and able to run on.
+ * was and able to run on, also when FD_CLOEXEC was cleared ahead
+ * (cpr_exec_prepare()).  An inherited fd of another kind than recorded is
+ * named, whether the successor checks at once or after its attach.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -149,9 +152,27 @@ static void check_rolled_back(struct __test_metadata *_metadata,
 	}
 }
 
+/* Every fd @st names has FD_CLOEXEC clear (@clear) or its @flags. */
+static void check_flags(struct __test_metadata *_metadata,
+			struct cpr_state *st, const int *flags, bool clear,
+			const char *when)
+{
+	unsigned int i;
+
+	for (i = 0; i < NR_EVENTFDS; i++) {
+		int fd = cpr_state_find_fd(st, EFD_NAME, i);
+		int now = fcntl(fd, F_GETFD);
+
+		ASSERT_EQ(clear ? 0 : flags[i], now) {
+			TH_LOG("%s: fd %d of '%s'[%u] has flags %d", when, fd,
+			       EFD_NAME, i, now);
+		}
+	}
+}
+
 static void failed_exec_rolls_back(struct __test_metadata *_metadata,
 				   const char *path, int expect_err,
-				   bool remove_path)
+				   bool remove_path, bool prepare)
 {
 	struct cpr_state *st = make_state(_metadata);
 	int flags[NR_EVENTFDS], before, after, fd;
@@ -168,6 +189,15 @@ static void failed_exec_rolls_back(struct __test_metadata *_metadata,
 		flags[i] = fcntl(cpr_state_find_fd(st, EFD_NAME, i), F_GETFD);
 	before = cpr_state_nr_fds(st);
 
+	if (prepare) {
+		/* Cleared ahead, put back by a cancel, cleared again. */
+		ASSERT_EQ(0, cpr_exec_prepare(st));
+		check_flags(_metadata, st, flags, true, "after prepare");
+		cpr_exec_cancel(st);
+		check_flags(_metadata, st, flags, false, "after cancel");
+		ASSERT_EQ(0, cpr_exec_prepare(st));
+		check_flags(_metadata, st, flags, true, "prepared again");
+	}
 	cpr_log_set_quiet(true);
 	EXPECT_EQ(expect_err, cpr_exec(st, path, argv));
 	cpr_log_set_quiet(false);
@@ -189,6 +219,13 @@ static void failed_exec_rolls_back(struct __test_metadata *_metadata,
 		ASSERT_EQ((ssize_t)sizeof(v), write(fd, &v, sizeof(v)));
 	}
 
+	/*
+	 * An EXPECT that failed above would be forgotten by the exec: the
+	 * successor's exit status is the test's.
+	 */
+	ASSERT_TRUE(_metadata->passed) {
+		TH_LOG("the failed exec did not leave everything as it was");
+	}
 	/* And the same state can still be handed over for real. */
 	cpr_test_exec_self(st, "counters", NULL);
 	TH_LOG("exec after the rolled-back attempt failed: %s",
@@ -199,7 +236,13 @@ static void failed_exec_rolls_back(struct __test_metadata *_metadata,
 TEST(exec_of_missing_binary_rolls_back)
 {
 	failed_exec_rolls_back(_metadata, "/nonexistent/vfio-cpr-successor",
-			       -ENOENT, false);
+			       -ENOENT, false, false);
+}
+
+TEST(exec_of_missing_binary_after_prepare_rolls_back)
+{
+	failed_exec_rolls_back(_metadata, "/nonexistent/vfio-cpr-successor",
+			       -ENOENT, false, true);
 }
 
 TEST(exec_of_non_executable_rolls_back)
@@ -211,7 +254,7 @@ TEST(exec_of_non_executable_rolls_back)
 	ASSERT_EQ(0, fchmod(fd, 0644));
 	close(fd);
 	/* Root may exec anything with an x bit; this file has none. */
-	failed_exec_rolls_back(_metadata, path, -EACCES, true);
+	failed_exec_rolls_back(_metadata, path, -EACCES, true, false);
 }
 
 /* Each generation checks what it got, adds to a section, execs on. */
@@ -261,6 +304,111 @@ TEST(three_generations)
 	ASSERT_TRUE(false);
 }
 
+#define LATE_NAME	"exectest_late"
+#define LATE_COUNT	77
+
+/* An fd saved after cpr_exec_prepare() crosses too, with the others. */
+static int successor_late(const char *arg)
+{
+	struct cpr_resume_info info;
+	int fd;
+	__u64 v = 0;
+
+	(void)arg;
+	cpr_test_resume(&info);
+	check_inherited(&info);
+	fd = cpr_state_find_fd(info.st, LATE_NAME, 0);
+	SUCC_ASSERT(fd >= 0, "'%s'[0], saved after the prepare, missing",
+		    LATE_NAME);
+	SUCC_ASSERT_EQ(sizeof(v), read(fd, &v, sizeof(v)),
+		       "reading '%s'[0] fd %d", LATE_NAME, fd);
+	SUCC_ASSERT_EQ(LATE_COUNT, v, "counter of '%s'[0]", LATE_NAME);
+	cpr_state_free(info.st);
+	return 0;
+}
+
+TEST(prepared_exec_hands_over_fds_saved_after_prepare)
+{
+	struct cpr_state *st = make_state(_metadata);
+	__u64 v = LATE_COUNT;
+	int fd;
+
+	ASSERT_EQ(0, cpr_exec_prepare(st));
+	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ((ssize_t)sizeof(v), write(fd, &v, sizeof(v)));
+	ASSERT_EQ(0, cpr_state_save_fd(st, LATE_NAME, 0, fd));
+	cpr_test_exec_self(st, "late", NULL);
+	TH_LOG("exec into the successor failed: %s", cpr_last_error());
+	ASSERT_TRUE(false);
+}
+
+#define WRONG_INDEX	5
+
+/* The message names the record of the fd that is not an eventfd. */
+static void said_wrong_kind(const struct cpr_state *st, int ret)
+{
+	char want[128];
+	int fd = cpr_state_find_fd(st, EFD_NAME, WRONG_INDEX);
+
+	SUCC_ASSERT_EQ(-EBADFD, ret, "an inherited memfd recorded as eventfd");
+	snprintf(want, sizeof(want),
+		 "fd record '%s'[%u]: fd %d is a memfd, recorded as eventfd",
+		 EFD_NAME, WRONG_INDEX, fd);
+	SUCC_ASSERT(strstr(cpr_last_error(), want),
+		    "the message \"%s\" does not say \"%s\"",
+		    cpr_last_error(), want);
+}
+
+/*
+ * First the deferred checks find it (the state itself loads), then this
+ * successor hands the same state on and the next one's cpr_resume() does.
+ */
+static int successor_wrong_kind(const char *arg)
+{
+	struct cpr_resume_info info;
+	int ret;
+
+	if (!strcmp(arg, "plain")) {
+		cpr_log_set_quiet(true);
+		ret = cpr_resume(&info);
+		cpr_log_set_quiet(false);
+		SUCC_ASSERT(ret < 0, "cpr_resume() took a memfd for an eventfd");
+		SUCC_ASSERT_EQ(-EBADFD, ret, "cpr_resume()");
+		SUCC_ASSERT(strstr(cpr_last_error(), "'" EFD_NAME "'[5]") &&
+			    strstr(cpr_last_error(), "is a memfd"),
+			    "the message \"%s\" does not name the record",
+			    cpr_last_error());
+		SUCC_ASSERT(!getenv(CPR_STATE_ENV),
+			    "$%s left set after a refused state", CPR_STATE_ENV);
+		return 0;
+	}
+	SUCC_ASSERT_EQ(1, cpr_resume_flags(&info, CPR_RESUME_DEFER_CHECKS),
+		       "the deferred resume must load the state itself");
+	SUCC_ASSERT(info.checks_pending, "no checks left to do");
+	cpr_log_set_quiet(true);
+	ret = cpr_resume_finish(&info);
+	cpr_log_set_quiet(false);
+	said_wrong_kind(info.st, ret);
+	SUCC_ASSERT(info.checks_pending, "failed checks reported as done");
+	ret = cpr_test_exec_self(info.st, "wrong_kind", "plain");
+	SUCC_FAIL("exec into the next successor: %d", ret);
+}
+
+TEST(inherited_fd_of_another_kind_is_named)
+{
+	struct cpr_state *st = make_state(_metadata);
+	int mfd = memfd_create("not_an_eventfd", MFD_CLOEXEC);
+
+	/* The number of eventfd [5] now holds a memfd. */
+	ASSERT_LE(0, mfd);
+	ASSERT_LE(0, dup2(mfd, cpr_state_find_fd(st, EFD_NAME, WRONG_INDEX)));
+	close(mfd);
+	cpr_test_exec_self(st, "wrong_kind", "defer");
+	TH_LOG("exec into the successor failed: %s", cpr_last_error());
+	ASSERT_TRUE(false);
+}
+
 /* The audit must see an fd the predecessor forgot to close. */
 static int successor_leak(const char *arg)
 {
@@ -299,6 +447,10 @@ int main(int argc, char **argv)
 			return successor_generations(arg);
 		if (!strcmp(argv[2], "leak"))
 			return successor_leak(arg);
+		if (!strcmp(argv[2], "late"))
+			return successor_late(arg);
+		if (!strcmp(argv[2], "wrong_kind"))
+			return successor_wrong_kind(arg);
 		fprintf(stderr, "# unknown successor scenario '%s'\n", argv[2]);
 		return 1;
 	}

@@ -368,6 +368,7 @@ TEST(named_fds_are_saved_found_and_deleted)
 	int mfd = memfd_with(_metadata, "", 0, 0);
 	char name[CPR_NAME_MAX + 2];
 	const struct cpr_fd_rec *rec;
+	__u64 serial;
 	int closed;
 
 	ASSERT_NE(NULL, st);
@@ -387,6 +388,21 @@ TEST(named_fds_are_saved_found_and_deleted)
 	EXPECT_EQ(-1, cpr_state_find_fd(st, "dev_err", 0));
 	EXPECT_EQ(-1, cpr_state_find_fd(st, "dev_interrup", 0)) {
 		TH_LOG("a prefix of a saved name must not match it");
+	}
+	/* A vector table at once: what find_fd() gives each index. */
+	{
+		int fds[4] = { 7, 7, 7, 7 };
+
+		cpr_state_find_fds(st, "dev_interrupt", 3, fds);
+		EXPECT_EQ(efd, fds[0]);
+		EXPECT_EQ(mfd, fds[1]);
+		EXPECT_EQ(-1, fds[2]);
+		EXPECT_EQ(7, fds[3]) {
+			TH_LOG("find_fds() wrote past the %u asked for", 3);
+		}
+		cpr_state_find_fds(st, "dev_interrup", 2, fds);
+		EXPECT_EQ(-1, fds[0]);
+		EXPECT_EQ(-1, fds[1]);
 	}
 
 	/* The kind is recorded when the fd is saved. */
@@ -430,7 +446,11 @@ TEST(named_fds_are_saved_found_and_deleted)
 	}
 	EXPECT_EQ(efd, cpr_state_find_fd(st, name, 7));
 
+	/* Saving and deleting change the serial, refusals do not. */
+	serial = cpr_state_fd_serial(st);
 	EXPECT_EQ(0, cpr_state_delete_fd(st, "dev_interrupt", 0));
+	EXPECT_NE(serial, cpr_state_fd_serial(st));
+	serial = cpr_state_fd_serial(st);
 	EXPECT_EQ(-1, cpr_state_find_fd(st, "dev_interrupt", 0)) {
 		TH_LOG("a deleted entry is still found");
 	}
@@ -442,7 +462,12 @@ TEST(named_fds_are_saved_found_and_deleted)
 	cpr_log_set_quiet(true);
 	EXPECT_EQ(-ENOENT, cpr_state_delete_fd(st, "dev_interrupt", 0));
 	EXPECT_EQ(-ENOENT, cpr_state_delete_fd(st, "dev_nothing", 9));
+	EXPECT_EQ(-EEXIST, cpr_state_save_fd(st, "dev_interrupt", 1, efd));
 	cpr_log_set_quiet(false);
+	EXPECT_EQ(serial, cpr_state_fd_serial(st));
+	EXPECT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", 0, efd));
+	EXPECT_NE(serial, cpr_state_fd_serial(st));
+	EXPECT_EQ(0, cpr_state_delete_fd(st, "dev_interrupt", 0));
 	/* Deleted, the name is free again. */
 	EXPECT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", 0, mfd));
 	EXPECT_EQ(mfd, cpr_state_find_fd(st, "dev_interrupt", 0));
@@ -1279,6 +1304,7 @@ TEST(random_corruption_is_refused_cleanly_or_reencodes_exactly)
 
 TEST(recorded_fd_must_still_be_open)
 {
+	enum cpr_state_error why;
 	struct cpr_state *st;
 	size_t len;
 	void *buf;
@@ -1287,9 +1313,18 @@ TEST(recorded_fd_must_still_be_open)
 	small_state(_metadata, efd, &buf, &len);
 	close(efd);
 
-	/* Without the check, the fd number is just data. */
+	/* Without the check, the fd number is just data ... */
 	st = expect_parsed(_metadata, buf, len, 0);
 	ASSERT_EQ(efd, cpr_state_find_fd(st, "dev_kvm_interrupt", 3));
+	/* ... until it is checked on the loaded state. */
+	cpr_log_set_quiet(true);
+	EXPECT_EQ(-EBADF, cpr_state_check_fds(st, &why));
+	cpr_log_set_quiet(false);
+	EXPECT_EQ(CPR_STATE_EFD_CLOSED, (int)why);
+	EXPECT_TRUE(said("fd record 'dev_kvm_interrupt'[3]")) {
+		TH_LOG("the message \"%s\" does not name the record",
+		       cpr_last_error());
+	}
 	cpr_state_free(st);
 
 	expect_refused(_metadata, "recorded fd closed", buf, len,
@@ -1304,6 +1339,7 @@ TEST(recorded_fd_must_still_be_open)
 
 TEST(recorded_fd_must_still_be_of_its_kind)
 {
+	enum cpr_state_error why;
 	int efd = new_eventfd(_metadata);
 	struct cpr_state *st;
 	char expect[96];
@@ -1317,14 +1353,23 @@ TEST(recorded_fd_must_still_be_of_its_kind)
 	ASSERT_EQ(efd, dup2(mfd, efd));
 	close(mfd);
 
+	snprintf(expect, sizeof(expect),
+		 "fd record 'dev_kvm_interrupt'[3]: fd %d is a memfd, recorded as eventfd",
+		 efd);
+	/* Checked after the load: the same refusal, the same words. */
 	st = expect_parsed(_metadata, buf, len, 0);
+	cpr_log_set_quiet(true);
+	EXPECT_EQ(-EBADFD, cpr_state_check_fds(st, &why));
+	cpr_log_set_quiet(false);
+	EXPECT_EQ(CPR_STATE_EFD_KIND, (int)why);
+	EXPECT_TRUE(said(expect)) {
+		TH_LOG("the message \"%s\" does not say \"%s\"",
+		       cpr_last_error(), expect);
+	}
 	cpr_state_free(st);
 	expect_refused(_metadata, "eventfd replaced by a memfd", buf, len,
 		       CPR_PARSE_CHECK_FDS, CPR_STATE_EFD_KIND, -EBADFD,
 		       "kind");
-	snprintf(expect, sizeof(expect),
-		 "fd record 'dev_kvm_interrupt'[3]: fd %d is a memfd, recorded as eventfd",
-		 efd);
 	ASSERT_TRUE(said(expect)) {
 		TH_LOG("the message \"%s\" does not say \"%s\"",
 		       cpr_last_error(), expect);

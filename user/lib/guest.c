@@ -424,6 +424,9 @@ int cpr_vm_guest_wait(struct cpr_vm *vm, unsigned int vcpu, int timeout_ms,
 		return cpr_err(-EINVAL,
 			       "guest wait on vcpu %u: timeout of 0 ms", vcpu);
 	*vector = 0;
+	ret = cpr_vm_guest_setup(vm);
+	if (ret)
+		return ret;
 
 	__atomic_store_n(&wait_expired, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&wait_run, vm->run[vcpu], __ATOMIC_RELAXED);

@@ -95,6 +95,8 @@ void cpr_vm_destroy(struct cpr_vm *vm)
 
 	if (!vm)
 		return;
+	if (vm->relay)
+		cpr_vm_relay_end(vm);
 	if (vm->vfio_dev_fd >= 0)
 		close(vm->vfio_dev_fd);
 	for (i = 0; i < CPR_VM_MAX_VCPUS; i++) {
@@ -186,12 +188,6 @@ static int vm_make(struct cpr_vm *vm)
 		return cpr_err(-errno, "KVM_CREATE_VM type 0 on %s fd %d",
 			       KVM_DEV_PATH, vm->kvm_fd);
 
-	/* Real mode on Intel without unrestricted guest needs a TSS. */
-	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
-	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, VMX_TSS_ADDR) < 0)
-		return cpr_err(-errno, "KVM_SET_TSS_ADDR 0x%lx on vm fd %d",
-			       VMX_TSS_ADDR, vm->vm_fd);
-
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return cpr_err(-errno, "KVM_CREATE_IRQCHIP on vm fd %d",
 			       vm->vm_fd);
@@ -202,6 +198,12 @@ static int vm_mem(struct cpr_vm *vm)
 {
 	struct kvm_userspace_memory_region region;
 	void *mem;
+
+	/* Real mode on Intel without unrestricted guest needs a TSS. */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
+	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, VMX_TSS_ADDR) < 0)
+		return cpr_err(-errno, "KVM_SET_TSS_ADDR 0x%lx on vm fd %d",
+			       VMX_TSS_ADDR, vm->vm_fd);
 
 	mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -216,10 +218,15 @@ static int vm_mem(struct cpr_vm *vm)
 	region.guest_phys_addr = 0;
 	region.memory_size = vm->mem_size;
 	region.userspace_addr = (uintptr_t)vm->mem;
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-		return cpr_err(-errno,
-			       "KVM_SET_USER_MEMORY_REGION slot 0 gpa 0 size 0x%zx at %p on vm fd %d",
-			       vm->mem_size, vm->mem, vm->vm_fd);
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		int ret = cpr_err(-errno,
+				  "KVM_SET_USER_MEMORY_REGION slot 0 gpa 0 size 0x%zx at %p on vm fd %d",
+				  vm->mem_size, vm->mem, vm->vm_fd);
+
+		munmap(vm->mem, vm->mem_size);
+		vm->mem = NULL;
+		return ret;
+	}
 	return 0;
 }
 
@@ -302,7 +309,6 @@ static int lapic_enable(struct cpr_vm *vm, unsigned int vcpu)
 static int vcpu_make(struct cpr_vm *vm, unsigned int i)
 {
 	void *run;
-	int ret;
 
 	vm->vcpu_fd[i] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
 	if (vm->vcpu_fd[i] < 0)
@@ -316,10 +322,7 @@ static int vcpu_make(struct cpr_vm *vm, unsigned int i)
 			       vm->run_size, i, vm->vcpu_fd[i]);
 	vm->run[i] = run;
 
-	ret = lapic_enable(vm, i);
-	if (!ret)
-		ret = cpr_vm_guest_vcpu_init(vm, i);
-	return ret;
+	return lapic_enable(vm, i);
 }
 
 int cpr_vm_create(struct cpr_vm **out, unsigned int nr_vcpus)
@@ -347,10 +350,6 @@ int cpr_vm_create(struct cpr_vm **out, unsigned int nr_vcpus)
 	if (!ret)
 		ret = vm_make(vm);
 	if (!ret)
-		ret = vm_mem(vm);
-	if (!ret)
-		ret = cpr_vm_guest_load(vm);
-	if (!ret)
 		ret = routing_init(vm);
 	if (ret)
 		goto fail;
@@ -377,6 +376,55 @@ int cpr_vm_create(struct cpr_vm **out, unsigned int nr_vcpus)
 fail:
 	cpr_vm_destroy(vm);
 	return ret;
+}
+
+/* What needs the VM fd fails clearly once cpr_vm_quiesce() closed it. */
+static int vm_live(struct cpr_vm *vm, const char *what)
+{
+	if (vm->quiesced)
+		return cpr_err(-ESHUTDOWN,
+			       "%s: the VM was quiesced for a handoff (its fd is closed)",
+			       what);
+	return 0;
+}
+
+int cpr_vm_guest_setup(struct cpr_vm *vm)
+{
+	unsigned int i;
+	int ret;
+
+	if (vm->guest_ready)
+		return 0;
+	ret = vm_live(vm, "setting up the guest");
+	if (!ret && !vm->mem)
+		ret = vm_mem(vm);
+	if (!ret)
+		ret = cpr_vm_guest_load(vm);
+	for (i = 0; i < vm->nr_vcpus && !ret; i++)
+		ret = cpr_vm_guest_vcpu_init(vm, i);
+	if (!ret)
+		vm->guest_ready = true;
+	return ret;
+}
+
+int cpr_vm_quiesce(struct cpr_vm *vm)
+{
+	int fd = vm->vm_fd;
+
+	if (vm->quiesced)
+		return 0;
+	if (fd < 0)
+		return cpr_err(-EBADF, "quiescing a VM without a VM fd");
+	/*
+	 * Linux drops the fd whatever close() returns, and the release of
+	 * a KVM VM file cannot fail: an error here is only reported.
+	 */
+	vm->vm_fd = -1;
+	vm->quiesced = true;
+	vm->nr_irqfds = 0;
+	if (close(fd))
+		return cpr_err(-errno, "closing vm fd %d to quiesce the VM", fd);
+	return 0;
 }
 
 int cpr_vm_gsi_alloc(struct cpr_vm *vm)
@@ -492,8 +540,13 @@ unsigned int cpr_vm_nr_routes(const struct cpr_vm *vm)
 
 int cpr_vm_routes_commit(struct cpr_vm *vm)
 {
+	int ret;
+
 	if (!vm->routes_dirty)
 		return 0;
+	ret = vm_live(vm, "KVM_SET_GSI_ROUTING");
+	if (ret)
+		return ret;
 	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, vm->routing) < 0)
 		return cpr_err(-errno,
 			       "KVM_SET_GSI_ROUTING %u entries (%u MSI) on vm fd %d",
@@ -508,7 +561,11 @@ int cpr_vm_irqfd_assign(struct cpr_vm *vm, int fd, unsigned int gsi,
 			int resample_fd)
 {
 	struct kvm_irqfd irqfd;
+	int ret;
 
+	ret = vm_live(vm, "KVM_IRQFD assign");
+	if (ret)
+		return ret;
 	memset(&irqfd, 0, sizeof(irqfd));
 	irqfd.fd = fd;
 	irqfd.gsi = gsi;
@@ -525,13 +582,18 @@ int cpr_vm_irqfd_assign(struct cpr_vm *vm, int fd, unsigned int gsi,
 			       "KVM_IRQFD assign fd %d gsi %u on vm fd %d",
 			       fd, gsi, vm->vm_fd);
 	}
+	vm->nr_irqfds++;
 	return 0;
 }
 
 int cpr_vm_irqfd_deassign(struct cpr_vm *vm, int fd, unsigned int gsi)
 {
 	struct kvm_irqfd irqfd;
+	int ret;
 
+	ret = vm_live(vm, "KVM_IRQFD deassign");
+	if (ret)
+		return ret;
 	memset(&irqfd, 0, sizeof(irqfd));
 	irqfd.fd = fd;
 	irqfd.gsi = gsi;
@@ -540,6 +602,9 @@ int cpr_vm_irqfd_deassign(struct cpr_vm *vm, int fd, unsigned int gsi)
 		return cpr_err(-errno,
 			       "KVM_IRQFD deassign fd %d gsi %u on vm fd %d",
 			       fd, gsi, vm->vm_fd);
+	/* KVM answers 0 for an irqfd it did not have, too. */
+	if (vm->nr_irqfds)
+		vm->nr_irqfds--;
 	return 0;
 }
 
@@ -553,6 +618,8 @@ int cpr_vm_ioapic_pin(struct cpr_vm *vm, unsigned int pin,
 	    vector > 0xff)
 		return cpr_err(-EINVAL, "IOAPIC pin %u vector 0x%x out of range",
 			       pin, vector);
+	if (vm_live(vm, "programming an IOAPIC pin"))
+		return -ESHUTDOWN;
 	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip))
 		return cpr_err(-errno, "KVM_GET_IRQCHIP IOAPIC on vm fd %d",
 			       vm->vm_fd);
@@ -570,6 +637,9 @@ int cpr_vm_signal_msi(struct cpr_vm *vm, const struct cpr_msi_msg *msg)
 	struct kvm_msi msi;
 	int ret;
 
+	ret = vm_live(vm, "KVM_SIGNAL_MSI");
+	if (ret)
+		return ret;
 	memset(&msi, 0, sizeof(msi));
 	msi.address_lo = msg->addr_lo;
 	msi.address_hi = msg->addr_hi;
@@ -651,6 +721,8 @@ int cpr_vm_vfio_dev(struct cpr_vm *vm)
 
 	if (vm->vfio_dev_fd >= 0)
 		return vm->vfio_dev_fd;
+	if (vm_live(vm, "creating the KVM-VFIO device"))
+		return -ESHUTDOWN;
 	memset(&dev, 0, sizeof(dev));
 	dev.type = KVM_DEV_TYPE_VFIO;
 	if (ioctl(vm->vm_fd, KVM_CREATE_DEVICE, &dev) < 0)

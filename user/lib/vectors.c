@@ -7,9 +7,14 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -206,7 +211,7 @@ static void vector_detach_vm(struct cpr_vectors *vs, unsigned int i)
 {
 	struct cpr_vector *v = &vs->v[i];
 
-	if (v->attached)
+	if (v->attached && !vs->vm->quiesced)
 		cpr_vm_irqfd_deassign(vs->vm, v->kvm_fd, v->virq);
 	v->attached = false;
 	if (v->virq >= 0) {
@@ -237,10 +242,18 @@ void cpr_vectors_free(struct cpr_vectors *vs, bool cleanup)
 						     CPR_NOTIFY_KVM, i,
 						     &v->kvm_fd);
 		}
-		if (vs->vm)
+		if (vs->vm && !vs->vm->quiesced)
 			cpr_vm_routes_commit(vs->vm);
 	}
 	free(vs);
+}
+
+static int vm_live_check(struct cpr_vm *vm, const char *what)
+{
+	if (vm->quiesced)
+		return cpr_err(-ESHUTDOWN, "%s of a VM quiesced for a handoff",
+			       what);
+	return 0;
 }
 
 /* Vector @i, or NULL (reported) if there is no such vector. */
@@ -261,6 +274,9 @@ int cpr_vectors_set_msg(struct cpr_vectors *vs, unsigned int i,
 
 	if (!v)
 		return -EINVAL;
+	if (v->relayed)
+		return cpr_err(-EBUSY, "%s: new message for vector %u while it is relayed",
+			       vs->dev, i);
 	v->msg = *msg;
 	if (v->virq < 0)
 		return 0;
@@ -271,15 +287,34 @@ int cpr_vectors_set_msg(struct cpr_vectors *vs, unsigned int i,
 static int vector_irqfd(struct cpr_vectors *vs, unsigned int i)
 {
 	struct cpr_vector *v = &vs->v[i];
-	int ret;
+	int ret, kind;
 
 	ret = cpr_vm_irqfd_assign(vs->vm, v->kvm_fd, v->virq, -1);
-	if (ret)
-		return cpr_err(ret, "%s: attaching %s vector %u (eventfd %d) to GSI %d",
+	if (!ret) {
+		v->attached = true;
+		return 0;
+	}
+	/*
+	 * KVM checks the fd itself (eventfd_ctx_fdget(): EBADF, EINVAL for
+	 * another kind of file), so a successor may attach inherited fds
+	 * before it checked their kinds: name a bad one here.
+	 */
+	kind = (ret == -EBADF || ret == -EINVAL) ? cpr_fd_kind_of(v->kvm_fd) :
+	       CPR_FD_EVENTFD;
+	if (kind == -EBADF)
+		return cpr_err(ret,
+			       "%s: attaching %s vector %u to GSI %d: its fd '%s_%s'[%u] = %d is not open",
 			       vs->dev, cpr_irq_type_name(vs->type), i,
-			       v->kvm_fd, v->virq);
-	v->attached = true;
-	return 0;
+			       v->virq, vs->dev, CPR_NOTIFY_KVM, i, v->kvm_fd);
+	if (kind >= 0 && kind != CPR_FD_EVENTFD)
+		return cpr_err(ret,
+			       "%s: attaching %s vector %u to GSI %d: its fd '%s_%s'[%u] = %d is a %s, not an eventfd (wrong kind)",
+			       vs->dev, cpr_irq_type_name(vs->type), i,
+			       v->virq, vs->dev, CPR_NOTIFY_KVM, i, v->kvm_fd,
+			       cpr_fd_kind_name(kind));
+	return cpr_err(ret, "%s: attaching %s vector %u (eventfd %d) to GSI %d",
+		       vs->dev, cpr_irq_type_name(vs->type), i,
+		       v->kvm_fd, v->virq);
 }
 
 /* Undo vectors_route(): irqfds, routes (one commit), GSIs. */
@@ -360,11 +395,51 @@ int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm)
 	return ret;
 }
 
+/* The LAPIC IRRs of a VM, read once per vCPU, and what was claimed. */
+struct lapic_snap {
+	__u64 irr[CPR_VM_MAX_VCPUS][4];
+	__u64 seen[CPR_VM_MAX_VCPUS][4];
+	bool have[CPR_VM_MAX_VCPUS];
+};
+
+/*
+ * What already reached the VM's LAPIC but was not taken yet would die with
+ * it: note it, the successor re-injects it.  Several vectors may share a
+ * LAPIC vector (of one set or of several); one of them carries it.
+ */
+static int vectors_note_lapic(struct cpr_vectors *vs, struct cpr_vm *vm,
+			      struct lapic_snap *ls)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vs->nr; i++) {
+		struct cpr_vector *v = &vs->v[i];
+		unsigned int cpu = (v->msg.addr_lo >> 12) & 0xff;
+		unsigned int vec = cpr_msi_msg_vector(&v->msg);
+		__u64 bit = 1ull << (vec % 64);
+
+		v->lapic_pending = false;
+		if (v->virq < 0 || cpu >= vm->nr_vcpus)
+			continue;
+		if (!ls->have[cpu]) {
+			ret = cpr_vm_lapic_irr(vm, cpu, ls->irr[cpu]);
+			if (ret)
+				return ret;
+			ls->have[cpu] = true;
+		}
+		if (!(ls->irr[cpu][vec / 64] & bit) ||
+		    (ls->seen[cpu][vec / 64] & bit))
+			continue;
+		ls->seen[cpu][vec / 64] |= bit;
+		v->lapic_pending = true;
+	}
+	return 0;
+}
+
 int cpr_vectors_detach(struct cpr_vectors *vs)
 {
-	__u64 irr[CPR_VM_MAX_VCPUS][4];
-	bool have_irr[CPR_VM_MAX_VCPUS] = {};
-	__u64 seen[CPR_VM_MAX_VCPUS][4] = {};
+	struct lapic_snap ls = {};
 	unsigned int i;
 	int ret;
 
@@ -386,32 +461,368 @@ int cpr_vectors_detach(struct cpr_vectors *vs)
 		v->attached = false;
 	}
 
-	/*
-	 * What already reached the old VM's LAPIC but was not taken yet
-	 * would die with it: note it, the successor re-injects it.  Several
-	 * vectors may share a LAPIC vector; one of them carries it.
-	 */
-	for (i = 0; i < vs->nr; i++) {
-		struct cpr_vector *v = &vs->v[i];
-		unsigned int cpu = (v->msg.addr_lo >> 12) & 0xff;
-		unsigned int vec = cpr_msi_msg_vector(&v->msg);
+	/* After the last deassign: KVM flushed every injection by then. */
+	ret = vectors_note_lapic(vs, vs->vm, &ls);
+	return ret ? ret : cpr_vectors_save(vs);
+}
 
-		v->lapic_pending = false;
-		if (v->virq < 0 || cpu >= vs->vm->nr_vcpus)
+/* ---- The relay ---- */
+
+#define RELAY_STOP	UINT32_MAX	/* epoll data of the stop eventfd */
+#define RELAY_BATCH	64
+
+struct relay_vec {
+	struct cpr_vectors *vs;
+	unsigned int i;
+};
+
+struct cpr_relay {
+	struct cpr_vm *vm;
+	pthread_t thread;
+	bool started;
+	int epfd, stop_fd;
+	unsigned int nr;		/* relayed vectors in rv[] */
+	struct relay_vec *rv;
+	int err;			/* the thread's first failure */
+	char errmsg[CPR_ERRMSG_MAX];
+};
+
+/* In the thread: keep the first failure and its message for the caller. */
+static void relay_fail(struct cpr_relay *r, int err)
+{
+	if (r->err)
+		return;
+	snprintf(r->errmsg, sizeof(r->errmsg), "%s", cpr_last_error());
+	r->err = err;
+}
+
+/* What is on the k-th relayed vector's eventfd, injected as one MSI. */
+static void relay_one(struct cpr_relay *r, unsigned int k)
+{
+	struct cpr_vectors *vs = r->rv[k].vs;
+	unsigned int i = r->rv[k].i;
+	struct cpr_vector *v = &vs->v[i];
+	__u64 count;
+	ssize_t n;
+	int ret;
+
+	n = read(v->kvm_fd, &count, sizeof(count));
+	if (n == sizeof(count)) {
+		ret = cpr_vm_signal_msi(r->vm, &v->msg);
+		if (ret)
+			relay_fail(r, cpr_err(ret,
+					      "%s: relay: injecting vector %u (%llu signals read from eventfd %d)",
+					      vs->dev, i,
+					      (unsigned long long)count,
+					      v->kvm_fd));
+	} else if (n >= 0 || errno != EAGAIN) {
+		relay_fail(r, cpr_err(n < 0 ? -errno : -EIO,
+				      "%s: relay: reading eventfd %d of vector %u",
+				      vs->dev, v->kvm_fd, i));
+	}
+}
+
+static void *relay_run(void *arg)
+{
+	struct cpr_relay *r = arg;
+	struct epoll_event ev[RELAY_BATCH];
+	bool stop = false;
+	int n, k;
+
+	while (!stop) {
+		n = epoll_wait(r->epfd, ev, RELAY_BATCH, -1);
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (!have_irr[cpu]) {
-			ret = cpr_vm_lapic_irr(vs->vm, cpu, irr[cpu]);
+		if (n < 0) {
+			/* Signals wait in the counters: late, not lost. */
+			relay_fail(r, cpr_err(-errno, "relay: epoll_wait on fd %d",
+					      r->epfd));
+			break;
+		}
+		/* What was read is injected, even with the stop in the batch. */
+		for (k = 0; k < n; k++) {
+			if (ev[k].data.u32 == RELAY_STOP)
+				stop = true;
+			else
+				relay_one(r, ev[k].data.u32);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Stop the thread and wait for it: whatever it read is in a LAPIC by then,
+ * the rest waits in the eventfd counters.  Tearing the epoll set down
+ * takes a microsecond a vector: in a handoff (@dispose) the successor
+ * closes it instead (cpr_dispose_fd()).  Returns the thread's first
+ * failure.
+ */
+static int relay_end(struct cpr_vm *vm, bool dispose)
+{
+	struct cpr_relay *r = vm->relay;
+	__u64 one = 1;
+	unsigned int k;
+	int err;
+
+	if (!r)
+		return 0;
+	if (r->started) {
+		if (write(r->stop_fd, &one, sizeof(one)) != sizeof(one))
+			/* Cannot happen to a fresh eventfd; never hang here. */
+			pthread_cancel(r->thread);
+		pthread_join(r->thread, NULL);
+	}
+	for (k = 0; k < r->nr; k++)
+		r->rv[k].vs->v[r->rv[k].i].relayed = false;
+	if (r->epfd >= 0 && dispose)
+		cpr_dispose_fd(r->epfd);
+	else if (r->epfd >= 0)
+		close(r->epfd);
+	if (r->stop_fd >= 0)
+		close(r->stop_fd);
+	err = r->err;
+	if (err)
+		cpr_err(err, "relay of vm fd %d: %s", vm->vm_fd, r->errmsg);
+	free(r->rv);
+	free(r);
+	vm->relay = NULL;
+	return err;
+}
+
+void cpr_vm_relay_end(struct cpr_vm *vm)
+{
+	relay_end(vm, false);
+}
+
+/*
+ * The sets of a handoff: all routed in @vm (or nowhere), and together
+ * holding every irqfd and relayed vector @vm has.
+ */
+static int handoff_sets_check(struct cpr_vm *vm, struct cpr_vectors *const *vss,
+			      unsigned int nr_sets, const char *what,
+			      unsigned int *nr_attached)
+{
+	unsigned int i, j, attached = 0, relayed = 0;
+
+	for (i = 0; i < nr_sets; i++) {
+		const struct cpr_vectors *vs = vss[i];
+
+		if (vs->vm && vs->vm != vm)
+			return cpr_err(-EINVAL,
+				       "%s: %s of vm fd %d: the vectors are routed in another VM (vm fd %d)",
+				       vs->dev, what, vm->vm_fd,
+				       vs->vm->vm_fd);
+		if (!vs->vm)
+			continue;
+		for (j = 0; j < vs->nr; j++) {
+			attached += vs->v[j].attached;
+			relayed += vs->v[j].relayed;
+		}
+	}
+	if (!vm->quiesced && attached != vm->nr_irqfds)
+		return cpr_err(-EBUSY,
+			       "%s of vm fd %d: it has %u irqfds, the %u vector sets given %u: pass every set routed in it, or detach the others first",
+			       what, vm->vm_fd, vm->nr_irqfds, nr_sets,
+			       attached);
+	if (vm->relay && relayed != vm->relay->nr)
+		return cpr_err(-EBUSY,
+			       "%s of vm fd %d: %u vectors are relayed, the %u vector sets given hold %u",
+			       what, vm->vm_fd, vm->relay->nr, nr_sets,
+			       relayed);
+	if (nr_attached)
+		*nr_attached = attached;
+	return 0;
+}
+
+/* A thread that takes no signal: they are the VMM's business. */
+static int relay_start(struct cpr_relay *r)
+{
+	sigset_t all, old;
+	int ret;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&r->thread, NULL, relay_run, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return cpr_err(-ret, "starting the relay thread of vm fd %d",
+			       r->vm->vm_fd);
+	r->started = true;
+	return 0;
+}
+
+int cpr_vectors_relay(struct cpr_vm *vm, struct cpr_vectors *const *vss,
+		      unsigned int nr_sets)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct cpr_relay *r;
+	unsigned int i, j, attached;
+	int ret;
+
+	if (vm->relay)
+		return cpr_err(-EBUSY, "relay of vm fd %d: already running",
+			       vm->vm_fd);
+	ret = vm_live_check(vm, "relay");
+	if (!ret)
+		ret = handoff_sets_check(vm, vss, nr_sets, "relay", &attached);
+	if (ret)
+		return ret;
+	r = calloc(1, sizeof(*r));
+	if (r)
+		r->rv = calloc(attached + 1, sizeof(*r->rv));
+	if (!r || !r->rv) {
+		free(r);
+		return cpr_err(-ENOMEM, "relay of %u vectors of vm fd %d",
+			       attached, vm->vm_fd);
+	}
+	r->vm = vm;
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	r->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	vm->relay = r;
+	if (r->epfd < 0 || r->stop_fd < 0) {
+		ret = cpr_err(-errno, "relay of vm fd %d: epoll and eventfd",
+			      vm->vm_fd);
+		goto undo;
+	}
+	ev.data.u32 = RELAY_STOP;
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->stop_fd, &ev)) {
+		ret = cpr_err(-errno, "relay of vm fd %d: adding stop eventfd %d to epoll fd %d",
+			      vm->vm_fd, r->stop_fd, r->epfd);
+		goto undo;
+	}
+	ret = relay_start(r);
+	if (ret)
+		goto undo;
+
+	/*
+	 * The deassign waits until KVM's irqfd is gone (a signal until then
+	 * went to the VM), and whatever its shutdown found in the counter it
+	 * had injected already; from then on the counter is the relay's.
+	 */
+	for (i = 0; i < nr_sets; i++) {
+		struct cpr_vectors *vs = vss[i];
+
+		for (j = 0; j < vs->nr && vs->vm; j++) {
+			struct cpr_vector *v = &vs->v[j];
+
+			if (!v->attached)
+				continue;
+			ret = cpr_vm_irqfd_deassign(vm, v->kvm_fd, v->virq);
+			if (ret) {
+				cpr_err(ret, "%s: relay: detaching vector %u (eventfd %d, GSI %d)",
+					vs->dev, j, v->kvm_fd, v->virq);
+				goto undo;
+			}
+			v->attached = false;
+			v->relayed = true;
+			r->rv[r->nr].vs = vs;
+			r->rv[r->nr].i = j;
+			ev.data.u32 = r->nr++;
+			if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, v->kvm_fd, &ev)) {
+				ret = cpr_err(-errno,
+					      "%s: relay: adding eventfd %d of vector %u to epoll fd %d",
+					      vs->dev, v->kvm_fd, j, r->epfd);
+				goto undo;
+			}
+		}
+	}
+	return 0;
+
+undo:
+	cpr_vectors_unrelay(vm);
+	return ret;
+}
+
+int cpr_vectors_unrelay(struct cpr_vm *vm)
+{
+	struct cpr_relay *r = vm->relay;
+	struct relay_vec *rv;
+	unsigned int k, nr;
+	int ret, err = 0;
+
+	if (!r)
+		return 0;
+	/*
+	 * The thread first: a signal it did not read stays in the counter,
+	 * and KVM injects that when the irqfd comes back.  Reassigning
+	 * under a running relay could inject one signal twice.
+	 */
+	nr = r->nr;
+	rv = malloc((nr + 1) * sizeof(*rv));
+	if (!rv)
+		return cpr_err(-ENOMEM, "unrelay of %u vectors", nr);
+	memcpy(rv, r->rv, nr * sizeof(*rv));
+	err = relay_end(vm, false);
+	for (k = 0; k < nr; k++) {
+		ret = vector_irqfd(rv[k].vs, rv[k].i);
+		if (ret && !err)
+			err = ret;
+	}
+	free(rv);
+	return err;
+}
+
+/*
+ * The old VM's own teardown (a few hundred microseconds, more with many
+ * routes) can wait until the successor's interrupts flow: a duplicate of
+ * a vCPU fd, which holds the VM, crosses the exec to be closed there
+ * (cpr_dispose_fd()).  Not with a KVM-VFIO device, whose teardown would
+ * undo what the new VM's did to the same groups.  An optimisation only:
+ * on failure the exec destroys the VM as it would have anyway.
+ */
+static void vm_dispose(struct cpr_vm *vm)
+{
+	int fd;
+
+	if (vm->vfio_dev_fd >= 0 || !vm->nr_vcpus || vm->vcpu_fd[0] < 0)
+		return;
+	fd = fcntl(vm->vcpu_fd[0], F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		cpr_err(-errno, "handoff: duplicating vcpu fd %d to hand the old VM over",
+			vm->vcpu_fd[0]);
+	else
+		cpr_dispose_fd(fd);
+}
+
+int cpr_vectors_detach_vm(struct cpr_vm *vm, struct cpr_vectors *const *vss,
+			  unsigned int nr_sets)
+{
+	struct lapic_snap ls = {};
+	unsigned int i, j;
+	int ret, relay_err;
+
+	ret = handoff_sets_check(vm, vss, nr_sets, "handoff", NULL);
+	if (ret)
+		return ret;
+
+	/* The handoff starts when the old VM stops taking interrupts. */
+	for (i = 0; i < nr_sets; i++) {
+		ret = cpr_handoff_mark_start(vss[i]->st);
+		if (ret)
+			return ret;
+	}
+	/* Every signal the relay read is in a LAPIC when it has stopped. */
+	relay_err = relay_end(vm, true);
+	ret = cpr_vm_quiesce(vm);
+	if (ret)
+		return ret;
+	for (i = 0; i < nr_sets; i++) {
+		struct cpr_vectors *vs = vss[i];
+
+		if (vs->vm) {
+			for (j = 0; j < vs->nr; j++)
+				vs->v[j].attached = false;
+			/* Only now: KVM has flushed every injection. */
+			ret = vectors_note_lapic(vs, vm, &ls);
 			if (ret)
 				return ret;
-			have_irr[cpu] = true;
 		}
-		if (!(irr[cpu][vec / 64] & (1ull << (vec % 64))) ||
-		    seen[cpu][vec / 64] & (1ull << (vec % 64)))
-			continue;
-		seen[cpu][vec / 64] |= 1ull << (vec % 64);
-		v->lapic_pending = true;
+		ret = cpr_vectors_save(vs);
+		if (ret)
+			return ret;
 	}
-	return cpr_vectors_save(vs);
+	vm_dispose(vm);
+	return relay_err;
 }
 
 int cpr_vectors_mask(struct cpr_vectors *vs, unsigned int i)
@@ -421,6 +832,9 @@ int cpr_vectors_mask(struct cpr_vectors *vs, unsigned int i)
 
 	if (!v)
 		return -EINVAL;
+	if (v->relayed)
+		return cpr_err(-EBUSY, "%s: masking vector %u while it is relayed",
+			       vs->dev, i);
 	if (v->attached) {
 		ret = cpr_vm_irqfd_deassign(vs->vm, v->kvm_fd, v->virq);
 		if (ret)
@@ -438,6 +852,9 @@ int cpr_vectors_unmask(struct cpr_vectors *vs, unsigned int i)
 
 	if (!v)
 		return -EINVAL;
+	if (v->relayed)
+		return cpr_err(-EBUSY, "%s: unmasking vector %u while it is relayed",
+			       vs->dev, i);
 	v->masked = false;
 	if (v->pending && vs->vm) {
 		/* The PBA bit: deliver what was raised while masked. */
@@ -558,7 +975,7 @@ int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 	struct cpr_vectors *vs;
 	unsigned int i;
 	size_t len;
-	int ret;
+	int ret, *fds;
 
 	ret = msi_section_name(name, sizeof(name), dev);
 	if (!ret)
@@ -581,6 +998,13 @@ int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 	if (!vs)
 		return -EINVAL;
 	vs->reused = true;
+	fds = malloc(2 * vs->nr * sizeof(*fds));
+	if (!fds) {
+		free(vs);
+		return cpr_err(-ENOMEM, "%s: fds of %u vectors", dev, h->nr);
+	}
+	cpr_state_find_fds(st, irq_name, vs->nr, fds);
+	cpr_state_find_fds(st, kvm_name, vs->nr, fds + vs->nr);
 
 	sv = (const struct cpr_msi_sec_vec *)(h + 1);
 	for (i = 0; i < vs->nr; i++) {
@@ -592,10 +1016,10 @@ int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 		v->masked = sv[i].flags & CPR_VEC_F_MASKED;
 		v->pending = sv[i].flags & CPR_VEC_F_PENDING;
 		v->lapic_pending = sv[i].flags & CPR_VEC_F_LAPIC_PENDING;
-
-		v->interrupt_fd = cpr_state_find_fd(st, irq_name, i);
-		v->kvm_fd = cpr_state_find_fd(st, kvm_name, i);
+		v->interrupt_fd = fds[i];
+		v->kvm_fd = fds[vs->nr + i];
 	}
+	free(fds);
 
 	if (vm) {
 		ret = cpr_vectors_attach(vs, vm);
@@ -613,9 +1037,13 @@ int cpr_vectors_reattach(struct cpr_vectors *vs)
 	unsigned int i;
 	int ret;
 
-	if (!vs->vm)
+	if (!vs->vm || vs->vm->quiesced)
 		return cpr_err(-EINVAL, "%s: re-attach: the vectors' VM is %s",
-			       vs->dev, "gone");
+			       vs->dev, vs->vm ? "quiesced" : "gone");
+	if (vs->vm->relay)
+		return cpr_err(-EBUSY,
+			       "%s: re-attach while relayed: cpr_vectors_unrelay() gives the irqfds back",
+			       vs->dev);
 	for (i = 0; i < vs->nr; i++) {
 		struct cpr_vector *v = &vs->v[i];
 

@@ -51,10 +51,11 @@ static inline unsigned int cpr_msi_msg_vector(const struct cpr_msi_msg *m)
 
 struct kvm_run;
 struct kvm_irq_routing;
+struct cpr_relay;
 
 struct cpr_vm {
 	int kvm_fd;			/* /dev/kvm */
-	int vm_fd;
+	int vm_fd;			/* -1 once quiesced */
 	unsigned int nr_vcpus;
 	int vcpu_fd[CPR_VM_MAX_VCPUS];
 	struct kvm_run *run[CPR_VM_MAX_VCPUS];
@@ -75,17 +76,51 @@ struct cpr_vm {
 	/* Private to the library. */
 	unsigned int max_routes;	/* KVM's table limit (pin routes too) */
 	unsigned short route_slot[CPR_GSI_MAX];	/* gsi -> staged entry + 1 */
+	unsigned int nr_irqfds;		/* assigned through this library */
+	bool guest_ready;		/* cpr_vm_guest_setup() done */
+	bool quiesced;			/* cpr_vm_quiesce(): vm_fd closed */
+	struct cpr_relay *relay;	/* cpr_vectors_relay() running */
 };
 
 /*
  * Open /dev/kvm, create a VM with an in-kernel irqchip and @nr_vcpus vCPUs
- * (APIC ids 0..n-1, all runnable, LAPIC software-enabled through SVR bit 8
- * with LINT0 masked: the PIC is not used), map guest memory and load the
- * real-mode guest into it.  -ENODEV: no /dev/kvm.  Every fd is O_CLOEXEC.
+ * (APIC ids 0..n-1, LAPIC software-enabled through SVR bit 8 with LINT0
+ * masked: the PIC is not used).  From then on interrupts can be routed and
+ * reach the LAPICs.  The real-mode guest (memory, image, vCPU registers)
+ * comes with cpr_vm_guest_setup(), which cpr_vm_guest_wait() calls itself:
+ * its first guest memory slot costs an SRCU grace period (milliseconds),
+ * which a handoff does not have to wait for before its interrupts flow.
+ * -ENODEV: no /dev/kvm.  Every fd is O_CLOEXEC.
  */
 int cpr_vm_create(struct cpr_vm **out, unsigned int nr_vcpus);
 /* Close everything the VM holds. NULL is fine. */
 void cpr_vm_destroy(struct cpr_vm *vm);
+
+/*
+ * Map guest memory at GPA 0, load the real-mode guest into it and make
+ * every vCPU runnable at its entry (and, on Intel without unrestricted
+ * guest, give KVM its real-mode TSS).  Once per VM; later calls return 0.
+ */
+int cpr_vm_guest_setup(struct cpr_vm *vm);
+
+/*
+ * Handoff: stop @vm delivering anything, for good, all irqfds at once.
+ * Closes the VM fd; KVM's release of the VM file (kvm_vm_release() ->
+ * kvm_irqfd_release()) deactivates every irqfd of the VM and waits once
+ * for all their shutdown work, which also finishes any injection still in
+ * flight (one KVM_IRQFD deassign per vector waits once per vector).  The
+ * vCPU fds hold the VM itself alive, so its LAPICs can still be read
+ * (cpr_vm_lapic_irr()) and cleared; what needs the VM fd (routes, irqfds,
+ * KVM_SIGNAL_MSI, ...) fails with -ESHUTDOWN from now on, and
+ * cpr_vm_destroy() releases the rest.  Signals on the eventfds from then
+ * on stay in their counters.
+ *
+ * The release happens in close() only if this was the last reference to
+ * the VM file: the fd must not have been dup()ed, passed over a socket or
+ * inherited by a child that still runs (cpr_vm_create() makes it
+ * O_CLOEXEC, and the library never duplicates it).
+ */
+int cpr_vm_quiesce(struct cpr_vm *vm);
 
 /* Lowest free GSI >= CPR_GSI_FIRST, or -ENOSPC. */
 int cpr_vm_gsi_alloc(struct cpr_vm *vm);
@@ -114,7 +149,9 @@ int cpr_vm_routes_commit(struct cpr_vm *vm);
 /*
  * KVM_IRQFD: attach @fd to @gsi (resample_fd < 0 for edge), or detach.
  * An eventfd already signalled is injected when attached, by a kernel
- * worker: poll for the IRR bit rather than test it once.
+ * worker: poll for the IRR bit rather than test it once.  Each detach
+ * waits for KVM's irqfd shutdown work (tens of microseconds); to stop a
+ * whole VM before a handoff, cpr_vm_quiesce() pays that once.
  */
 int cpr_vm_irqfd_assign(struct cpr_vm *vm, int fd, unsigned int gsi,
 			int resample_fd);
@@ -140,7 +177,8 @@ int cpr_vm_lapic_irr_test(struct cpr_vm *vm, unsigned int vcpu,
 int cpr_vm_lapic_clear(struct cpr_vm *vm, unsigned int vcpu);
 
 /*
- * Run @vcpu (the real-mode guest halts with interrupts enabled) until its
+ * Run @vcpu (the real-mode guest, set up by cpr_vm_guest_setup() on the
+ * first call, halts with interrupts enabled) until its
  * handler reports a vector through an OUT to CPR_GUEST_PORT; the ISR bit is
  * then cleared from outside so the next interrupt can come.  -ETIMEDOUT if
  * nothing came within @timeout_ms (< 0: no limit, 0 is -EINVAL); -EIO with
@@ -174,5 +212,7 @@ int cpr_vm_vfio_del_group(struct cpr_vm *vm, int group_fd);
  */
 int cpr_vm_guest_load(struct cpr_vm *vm);
 int cpr_vm_guest_vcpu_init(struct cpr_vm *vm, unsigned int vcpu);
+/* From vectors.c for cpr_vm_destroy(): end a relay left running. */
+void cpr_vm_relay_end(struct cpr_vm *vm);
 
 #endif /* VFIO_CPR_KVM_H */

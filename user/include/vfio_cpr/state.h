@@ -103,10 +103,19 @@ int cpr_state_find_fd(const struct cpr_state *st, const char *name,
 int cpr_state_delete_fd(struct cpr_state *st, const char *name,
 			__u32 index);
 /*
+ * cpr_state_find_fd() of (@name, 0) .. (@name, @nr - 1) into @fds[0 ..
+ * @nr - 1], -1 where there is none: a device's vector table at once, the
+ * name hashed once.
+ */
+void cpr_state_find_fds(const struct cpr_state *st, const char *name,
+			__u32 nr, int *fds);
+/*
  * Number of fds, and the i-th in insertion order (NULL past the end); the
  * record stays valid until that entry is deleted or the store freed.
  */
 unsigned int cpr_state_nr_fds(const struct cpr_state *st);
+/* A number that changes whenever an fd is saved in or deleted from @st. */
+__u64 cpr_state_fd_serial(const struct cpr_state *st);
 const struct cpr_fd_rec *cpr_state_fd_at(const struct cpr_state *st,
 					 unsigned int i);
 
@@ -156,6 +165,18 @@ int cpr_state_to_memfd(const struct cpr_state *st, int *memfd);
  */
 int cpr_state_parse(const void *buf, size_t len, unsigned int flags,
 		    struct cpr_state **out, enum cpr_state_error *why);
+
+/*
+ * What CPR_PARSE_CHECK_FDS checks, on a loaded state: every recorded fd is
+ * open here and of the recorded kind.  -EBADF (CPR_STATE_EFD_CLOSED) or
+ * -EBADFD (CPR_STATE_EFD_KIND) for the first one that is not, with a
+ * message naming the record and the fd; @why may be NULL.  Telling an fd's
+ * kind reads a /proc link (a few microseconds an fd): a successor in a
+ * hurry may load without the flag and check here once its interrupts flow
+ * again (cpr_resume_flags(), CPR_RESUME_DEFER_CHECKS).
+ */
+int cpr_state_check_fds(const struct cpr_state *st,
+			enum cpr_state_error *why);
 
 /*
  * Check that @memfd is a memfd carrying all four seals, read it whole and

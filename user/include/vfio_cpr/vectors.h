@@ -57,6 +57,7 @@ struct cpr_vector {
 	bool masked;
 	bool pending;		/* PBA bit: raised while masked */
 	bool lapic_pending;	/* was in the old VM's IRR at handoff */
+	bool relayed;		/* irqfd replaced by the relay thread */
 };
 
 struct cpr_vectors;
@@ -106,12 +107,70 @@ int cpr_vectors_set_msg(struct cpr_vectors *vs, unsigned int i,
 int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm);
 
 /*
- * Stop delivering into the current VM before a handoff: deassign every
- * irqfd (interrupts raised from now on accumulate in the eventfd counters),
- * mark the handoff start, note which routed vectors are still pending in
- * the VM's LAPIC IRR, and save the section.  The VM may be destroyed next.
+ * Stop delivering into the current VM before a handoff: mark the handoff
+ * start, deassign every irqfd (interrupts raised from now on accumulate in
+ * the eventfd counters), note which routed vectors are still pending in
+ * the VM's LAPIC IRR, and save the section.  The VM may be destroyed next,
+ * or live on (another device's vectors, a handoff that is given up).
+ * One KVM_IRQFD deassign per vector, each waiting for KVM's irqfd shutdown
+ * work: tens of microseconds a vector.
  */
 int cpr_vectors_detach(struct cpr_vectors *vs);
+
+/*
+ * The handoff's fast path, for a VM that is being replaced: detach the
+ * @nr_sets vector sets @vss, which must be every set routed in @vm, from
+ * it in one go.  Marks the handoff start (in each set's state), stops the
+ * relay if cpr_vectors_relay() started one (waiting for what it is
+ * injecting), then quiesces @vm (cpr_vm_quiesce(): its fd is closed and
+ * KVM deactivates every irqfd still there at once, waiting once), and
+ * only then reads the LAPIC IRRs through the vCPU fds, so that whatever
+ * reached them up to the very end is seen: a routed vector whose LAPIC
+ * vector is pending is marked for re-injection (once per LAPIC vector and
+ * vCPU across all sets), the sections are saved.  Same result as
+ * cpr_vectors_detach() on each set, but the VM cannot be used afterwards
+ * except to read or clear its LAPICs and to be destroyed, and what
+ * cpr_vm_quiesce() requires holds.  What is slow to tear down and no
+ * longer needed, the relay's epoll set and (without a KVM-VFIO device)
+ * the old VM itself, is handed to the successor to close after its
+ * blackout (cpr_dispose_fd()).
+ *
+ * -EBUSY, with nothing done, if @vm has irqfds that none of the sets
+ * accounts for (an INTx irqfd assigned with cpr_vm_irqfd_assign(), say):
+ * what they left in the LAPIC would be lost.  Sets of another VM: -EINVAL.
+ * A set not routed in any VM is only saved.  If the relay failed to inject
+ * a signal it consumed, that is reported here (-errno, the vector named),
+ * after the rest was done.
+ */
+int cpr_vectors_detach_vm(struct cpr_vm *vm, struct cpr_vectors *const *vss,
+			  unsigned int nr_sets);
+
+/*
+ * Ahead of a handoff, while @vm still runs: take what KVM makes slow out
+ * of the blackout.  Releasing a VM's irqfds costs KVM an SRCU grace period
+ * and a work item each (about 10 ms for 2048, whether one by one or with
+ * the VM fd's release), and the new VM cannot attach an eventfd before the
+ * old VM's irqfd on it is gone (newer kernels refuse it: EBUSY).  So here
+ * every attached vector of the @nr_sets sets @vss (every set routed in
+ * @vm, as for cpr_vectors_detach_vm()) loses its irqfd, one KVM_IRQFD
+ * deassign after the other (~50 us each: 0.1 s for 2048), and a thread of
+ * the library relays it instead: a signal on its eventfd is read and
+ * injected with KVM_SIGNAL_MSI, so nothing is late by more than the
+ * thread's wake-up.  cpr_vectors_detach_vm() then only has to stop the
+ * thread.  cpr_vectors_unrelay() gives the vectors their irqfds back.
+ *
+ * While relayed, the sets must not be masked, unmasked, given new
+ * messages, freed or exec()ed away (exec ends the thread): detach or
+ * unrelay first.  On failure nothing is relayed and every irqfd is back.
+ */
+int cpr_vectors_relay(struct cpr_vm *vm, struct cpr_vectors *const *vss,
+		      unsigned int nr_sets);
+/*
+ * Undo cpr_vectors_relay(): the thread stopped first (a signal it did not
+ * read stays in its counter, and KVM injects that when the irqfd comes
+ * back), then every relayed vector's irqfd assigned again.
+ */
+int cpr_vectors_unrelay(struct cpr_vm *vm);
 
 /*
  * A handoff given up after cpr_vectors_detach() (a socket successor died or
