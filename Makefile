@@ -65,6 +65,22 @@ check-prog: setup
 check-vm-prog: setup
 	$(TOP)/scripts/run-vm-prog.sh
 
+# The blackout benchmark (not a test): the library's exec handoff, the bare
+# floor and a naive successor at 1, 64, 512 and 2048 vectors; table, CSV
+# and plot in build/bench/.  Take figures on a quiet machine.
+# Part 4, in the VM tier: reclaim from inherited fds vs re-setup (new
+# eventfds + VFIO_DEVICE_SET_IRQS) on e1000e and virtio-net-pci vectors=129.
+bench: bench-host bench-vm
+
+bench-host: lib
+	$(TOP)/user/bench/run-bench.sh
+
+bench-vm: setup
+	@mkdir -p $(BUILD)/bench
+	@bash -c 'set -o pipefail; $(TOP)/scripts/run-vm-bench.sh | \
+		grep -vE "^# (dmesg|bind|modules|guest|mtty|/dev|RLIMIT|running|VFIO_CPR)" | \
+		tee $(BUILD)/bench/vm-resetup.txt'
+
 # Soak: exec handoffs on host KVM under ping-pong load; nothing lost, open
 # fds and RSS flat from the first generation to the last.
 #	make soak [SOAK_GENERATIONS=10000]	(make check runs 200)
@@ -149,5 +165,5 @@ clean:
 	$(MAKE) -s -C $(TOP)/selftests/vfio_cpr KSFT_DIR=$(KSFT_DIR) clean \
 		2>/dev/null || true
 
-.PHONY: all setup lib lib-llvm install check-prog check-vm-prog soak check-valgrind selftests selftests-llvm run check check-host \
+.PHONY: all setup lib lib-llvm install bench bench-host bench-vm check-prog check-vm-prog soak check-valgrind selftests selftests-llvm run check check-host \
 	check-san fuzz fuzz-smoke check-vm check-vm-newer check-vm-iommufd check-intree checkpatch check-kconfig clean
