@@ -137,6 +137,11 @@ check-vm-iommufd: setup
 check-intree: setup
 	$(TOP)/scripts/check-intree.sh
 
+# Build (gcc and clang) and run the host tier against 6.12's kselftest
+# harness too (the tree of our own kernel; the rest uses 6.1's).
+check-newer-harness: setup
+	$(TOP)/scripts/check-newer-harness.sh
+
 checkpatch: setup
 	$(TOP)/scripts/checkpatch.sh
 
@@ -156,6 +161,7 @@ check: setup
 	$(MAKE) -s check-vm-prog
 	$(MAKE) -s check-vm-newer
 	$(MAKE) -s check-vm-iommufd
+	$(MAKE) -s check-newer-harness
 	$(MAKE) -s check-intree
 	$(MAKE) -s checkpatch check-kconfig
 	@echo "check: all passed"
@@ -166,4 +172,4 @@ clean:
 		2>/dev/null || true
 
 .PHONY: all setup lib lib-llvm install bench bench-host bench-vm check-prog check-vm-prog soak check-valgrind selftests selftests-llvm run check check-host \
-	check-san fuzz fuzz-smoke check-vm check-vm-newer check-vm-iommufd check-intree checkpatch check-kconfig clean
+	check-san fuzz fuzz-smoke check-vm check-vm-newer check-vm-iommufd check-newer-harness check-intree checkpatch check-kconfig clean
