@@ -21,12 +21,14 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/state.h"
+#include "vfio_cpr/vectors.h"
 #include "vfio_cpr/vfio.h"
 
 static unsigned int open_fds(void)
@@ -276,6 +278,55 @@ TEST(malformed_device_names_are_refused_before_any_path_is_built)
 							    CPR_VFIO_IFACE_CDEV));
 	}
 	cpr_log_set_quiet(false);
+	cpr_state_free(st);
+}
+
+TEST(rlimit_too_low_for_the_vectors_is_refused_before_anything_is_made)
+{
+	struct cpr_state *st = cpr_state_new();
+	struct cpr_vectors *vs = NULL;
+	struct rlimit rl, low;
+	unsigned int before;
+	int ret;
+
+	ASSERT_NE(NULL, st);
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &rl));
+	before = open_fds();
+	low = rl;
+	low.rlim_cur = before + 100;	/* 64 vectors need 128 eventfds */
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+	ret = cpr_vectors_create(st, "dev", CPR_IRQ_MSIX, 64,
+				 CPR_VEC_INTERRUPT | CPR_VEC_KVM, &vs);
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
+	ASSERT_EQ(-EMFILE, ret);
+	ASSERT_EQ(NULL, vs);
+	TH_LOG("%s", cpr_last_error());
+	ASSERT_NE(NULL, strstr(cpr_last_error(), "RLIMIT_NOFILE"));
+	ASSERT_EQ(before, open_fds()) {
+		TH_LOG("the refused create left fds open");
+	}
+	ASSERT_EQ(0u, cpr_state_nr_fds(st));
+
+	/* Room for the eventfds but not for the VM after them: refused too. */
+	low.rlim_cur = before + 128 + 4;
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+	ret = cpr_vectors_create(st, "dev", CPR_IRQ_MSIX, 64,
+				 CPR_VEC_INTERRUPT | CPR_VEC_KVM, &vs);
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
+	ASSERT_EQ(-EMFILE, ret) {
+		TH_LOG("64 vectors made with no fd left for the VM");
+		cpr_vectors_free(vs, true);
+	}
+	ASSERT_EQ(before, open_fds());
+
+	/* With room, the same call goes through. */
+	low.rlim_cur = before + 128 + CPR_FD_HEADROOM;
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+	ret = cpr_vectors_create(st, "dev", CPR_IRQ_MSIX, 64,
+				 CPR_VEC_INTERRUPT | CPR_VEC_KVM, &vs);
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
+	ASSERT_EQ(0, ret);
+	cpr_vectors_free(vs, true);
 	cpr_state_free(st);
 }
 

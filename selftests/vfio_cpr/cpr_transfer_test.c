@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,11 +53,12 @@ enum succ_mode {
 	SUCC_REFUSE,		/* prepare fails: ABORT */
 	SUCC_HANG,		/* never answers after connecting */
 	SUCC_OTHER_UID,		/* connects as uid 65534 */
+	SUCC_LOW_NOFILE,	/* RLIMIT_NOFILE too low for the fds sent */
 };
 
 static const char * const mode_names[] = {
 	"ok", "die-connected", "die-state", "die-ready", "die-detached",
-	"refuse", "hang", "other-uid",
+	"refuse", "hang", "other-uid", "low-nofile",
 };
 
 static unsigned int lapic_vec(const struct cpr_vectors *vs, unsigned int i)
@@ -153,6 +155,14 @@ static int successor_main(const char *path, const char *mode_name)
 			s.mode = i;
 	if (s.mode == SUCC_OTHER_UID && setuid(65534))
 		SUCC_FAIL("setuid(65534): %s", strerror(errno));
+	if (s.mode == SUCC_LOW_NOFILE) {
+		struct rlimit rl = { .rlim_cur = 24, .rlim_max = 4096 };
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		rl.rlim_cur = 24;	/* room for stdio, the socket, not 8 + 32 */
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			SUCC_FAIL("setrlimit(RLIMIT_NOFILE, 24): %s", strerror(errno));
+	}
 	if (s.mode == SUCC_DIE_CONNECTED) {
 		ret = cpr_xfer_connect(path, TIMEOUT_MS, &sock);
 		_exit(ret ? 1 : 0);
@@ -286,6 +296,13 @@ static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 	}
 	if (mode == SUCC_OTHER_UID)
 		ASSERT_EQ(-EACCES, ret);
+	if (mode == SUCC_LOW_NOFILE) {
+		ASSERT_EQ(-ECONNABORTED, ret);
+		ASSERT_NE(NULL, strstr(cpr_last_error(), "RLIMIT_NOFILE")) {
+			TH_LOG("the refusal does not name RLIMIT_NOFILE: %s",
+			       cpr_last_error());
+		}
+	}
 	/* Running on: nothing lost, deliveries work. */
 	ASSERT_EQ(1, cpr_test_wait_irr(p.vm, 0, lapic_vec(p.vs, 0), IRR_WAIT_MS)) {
 		TH_LOG("vector 0, pending in the LAPIC, was lost when the successor '%s' failed",
@@ -341,6 +358,11 @@ TEST(successor_refusing_is_reported_and_predecessor_runs_on)
 TEST(successor_not_answering_times_out_and_predecessor_runs_on)
 {
 	try_handoff(_metadata, SUCC_HANG);
+}
+
+TEST(successor_without_room_for_the_fds_refuses_before_taking_any)
+{
+	try_handoff(_metadata, SUCC_LOW_NOFILE);
 }
 
 TEST(successor_of_another_uid_is_refused)

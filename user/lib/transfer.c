@@ -13,13 +13,16 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,6 +30,7 @@
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/transfer.h"
+#include "vfio_cpr/vectors.h"
 
 #define XFER_MAGIC		"CPRX"
 #define XFER_VERSION		1
@@ -159,6 +163,19 @@ int cpr_xfer_accept(int lfd, int timeout_ms, int *sock)
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return cpr_err(-errno, "accepting the successor on socket %d", lfd);
+	/* A successor that stops reading must not block us for good. */
+	if (timeout_ms > 0) {
+		struct timeval tv = {
+			.tv_sec = timeout_ms / 1000,
+			.tv_usec = (timeout_ms % 1000) * 1000,
+		};
+
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv))) {
+			ret = cpr_err(-errno, "SO_SNDTIMEO on the successor's socket");
+			close(fd);
+			return ret;
+		}
+	}
 	ret = cpr_xfer_check_peer(fd);
 	if (ret) {
 		close(fd);
@@ -422,6 +439,34 @@ int cpr_xfer_send_state(int sock, int type, const struct cpr_state *st)
 
 /* ---- Receiving ---- */
 
+/*
+ * Refuse a state whose fds would not fit under RLIMIT_NOFILE (with room for
+ * the VM and the handoff) before taking any: the kernel would truncate the
+ * batch.
+ */
+static int check_fd_room(unsigned int nr)
+{
+	struct dirent *e;
+	struct rlimit rl;
+	int open = -1;
+	DIR *d;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		open += e->d_name[0] != '.';
+	closedir(d);
+	if (open + nr + CPR_FD_HEADROOM <= rl.rlim_cur)
+		return 0;
+	return cpr_err(-EMFILE,
+		       "the state brings %u fds; with %d open and %d for the VM and the handoff, RLIMIT_NOFILE's soft limit %llu is too low here (hard %llu)",
+		       nr, open, CPR_FD_HEADROOM, (unsigned long long)rl.rlim_cur,
+		       (unsigned long long)rl.rlim_max);
+}
+
 /* The parsed store @in, on the received @fds (same order), kinds checked. */
 static int rebuild(const struct cpr_state *in, const int *fds, unsigned int nr,
 		   struct cpr_state **out)
@@ -530,6 +575,9 @@ int cpr_xfer_recv(int sock, int timeout_ms, struct cpr_state **st)
 		goto out;
 	}
 	if (h.nr_fds) {
+		ret = check_fd_room(h.nr_fds);
+		if (ret)
+			goto out;
 		fds = calloc(h.nr_fds, sizeof(*fds));
 		if (!fds) {
 			ret = cpr_err(-ENOMEM, "%u received fds", h.nr_fds);
@@ -642,6 +690,8 @@ int cpr_xfer_take(const char *path, int timeout_ms, struct cpr_state **st,
 	if (ret)
 		return ret;
 	ret = expect(sock, timeout_ms, CPR_XFER_STATE, &got);
+	if (ret == -EMFILE)
+		cpr_xfer_send(sock, CPR_XFER_ABORT, cpr_last_error());
 	if (!ret) {
 		ret = ops->prepare(got, arg);
 		if (ret)
