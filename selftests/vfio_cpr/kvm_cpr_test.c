@@ -29,6 +29,11 @@
  * (S's irqfd is one of the last).  Until its irqfd's shutdown work ran KVM
  * delivers it into VM #0, as does the relay until it stopped: S reaches
  * VM #1 only if VM #0's LAPIC is read after all of that.
+ *
+ * The socket_* variants make every handoff by the socket mode instead
+ * (cpr_xfer_give()/cpr_xfer_take(), vector by vector): each successor is a
+ * process of its own that gets the state and fds over a UNIX socket while
+ * its predecessor's VM still delivers, and passes the same checks.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -37,17 +42,20 @@
 #include <fcntl.h>
 #include <linux/types.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "cpr_test_util.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/kvm.h"
+#include "vfio_cpr/transfer.h"
 #include "vfio_cpr/vectors.h"
 
 #define DEV		"kvmtest"
@@ -386,55 +394,46 @@ static void finish_deferred(struct cpr_resume_info *info)
 		       "vCPU fds open after the checks: the old VM's is not closed, or the new VM has none");
 }
 
-static int successor_kvm(const char *arg)
+/*
+ * Everything a successor checks once it has the state and a new VM: claim
+ * the vectors into @vm (one routing commit) and see every interrupt of the
+ * handoff arrive where it belongs.  Exits 1 on a failed check.
+ */
+static struct cpr_vectors *generation_checks(struct cpr_resume_info *info,
+					     struct cpr_vm *vm, unsigned int nr,
+					     enum handoff_way way, bool fast)
 {
-	struct cpr_resume_info info;
 	struct cpr_vectors *vs;
-	struct cpr_vm *vm;
-	unsigned int nr = atoi(arg), got;
-	const char *comma = strchr(arg, ',');
-	enum handoff_way way = comma ? atoi(comma + 1) : WAY_VECTORS;
-	bool fast = way != WAY_VECTORS;
 	struct roles r = roles_of(nr);
 	__u64 seen_ns, handled = 0;
-	const char *why;
+	unsigned int got;
 	int ret, bad;
 
-	if (fast)
-		resume_deferred(&info);
-	else
-		cpr_test_resume(&info);
-	SUCC_ASSERT_EQ(way, way_into(info.generation),
-		       "generation %llu came the wrong way",
-		       (unsigned long long)info.generation);
-	SUCC_ASSERT_EQ(0, cpr_vm_create(&vm, 1), "creating VM #%llu",
-		       (unsigned long long)info.generation);
-
-	ret = cpr_vectors_claim(info.st, DEV, vm, &vs);
+	ret = cpr_vectors_claim(info->st, DEV, vm, &vs);
 	SUCC_ASSERT_EQ(0, ret,
 		       "claiming %u vectors in VM #%llu: KVM_IRQFD on the eventfds inherited across exec must succeed at once (the old VM's irqfds are gone)",
-		       nr, (unsigned long long)info.generation);
+		       nr, (unsigned long long)info->generation);
 	SUCC_ASSERT_EQ(nr, vs->nr, "vector count saved in the state");
 	SUCC_ASSERT_EQ(1, vm->routing_commits,
 		       "%u vectors must be routed in ONE KVM_SET_GSI_ROUTING",
 		       nr);
 	SUCC_ASSERT_EQ(nr, cpr_vm_nr_routes(vm), "routes staged in VM #%llu",
-		       (unsigned long long)info.generation);
+		       (unsigned long long)info->generation);
 
 	/* The blackout ends when B, raised while no VM listened, arrives. */
 	ret = wait_irr(vm, lapic_vec(vs, r.b), IRR_WAIT_MS);
 	seen_ns = cpr_now_ns();
 	SUCC_ASSERT_EQ(1, ret,
 		       "vector %d raised in the blackout was not injected into VM #%llu when its irqfd was attached",
-		       r.b, (unsigned long long)info.generation);
+		       r.b, (unsigned long long)info->generation);
 	/* From the irqfd detach to the first interrupt seen in the new VM. */
 	printf("# generation %llu, %u vectors: blackout %.3f ms (%s)\n",
-	       (unsigned long long)info.generation, nr,
-	       (seen_ns - info.handoff_start_ns) / 1e6, way_names[way]);
+	       (unsigned long long)info->generation, nr,
+	       (seen_ns - info->handoff_start_ns) / 1e6, way_names[way]);
 	printf("# generation %llu: KVM_IRQFD on %u inherited eventfds succeeded right after exec\n",
-	       (unsigned long long)info.generation, nr);
+	       (unsigned long long)info->generation, nr);
 	if (fast)
-		finish_deferred(&info);
+		finish_deferred(info);
 
 	if (r.p >= 0)
 		SUCC_ASSERT_EQ(1, cpr_vm_lapic_irr_test(vm, 0,
@@ -491,28 +490,196 @@ static int successor_kvm(const char *arg)
 	bad = check_every_vector(vs, vm, -1);
 	SUCC_ASSERT_EQ(-1, bad,
 		       "inherited eventfd of vector %d no longer delivers into VM #%llu",
-		       bad, (unsigned long long)info.generation);
+		       bad, (unsigned long long)info->generation);
 
-	ret = check_guest_takes(vs, vm, info.generation % nr, &got);
+	ret = check_guest_takes(vs, vm, info->generation % nr, &got);
 	SUCC_ASSERT_EQ(0, ret,
 		       "real-mode vCPU of VM #%llu did not take vector %llu (LAPIC 0x%x) in its handler, got 0x%x",
-		       (unsigned long long)info.generation,
-		       (unsigned long long)info.generation % nr,
-		       lapic_vec(vs, info.generation % nr), got);
+		       (unsigned long long)info->generation,
+		       (unsigned long long)info->generation % nr,
+		       lapic_vec(vs, info->generation % nr), got);
 
-	if (info.generation == GENERATIONS) {
+	return vs;
+}
+
+/* Socket handoff, the predecessor's side: its vectors and VM. */
+struct kvm_pred {
+	struct cpr_vectors *vs;
+	struct cpr_vm *vm;
+};
+
+static int kx_save(struct cpr_state *st, void *arg)
+{
+	struct kvm_pred *p = arg;
+
+	(void)st;
+	return cpr_vectors_save(p->vs);
+}
+
+static int kx_detach(struct cpr_state *st, void *arg)
+{
+	struct kvm_pred *p = arg;
+	const char *why = prepare_handoff(p->vs, p->vm, WAY_VECTORS);
+
+	(void)st;
+	return why ? cpr_err(-EIO, "%s", why) : 0;
+}
+
+static int kx_reattach(struct cpr_state *st, void *arg)
+{
+	struct kvm_pred *p = arg;
+
+	(void)st;
+	return cpr_vectors_reattach(p->vs);
+}
+
+/*
+ * Hand generation @gen's vectors over a socket to a successor started as a
+ * process of its own ("kvm-xfer"), and wait for the rest of the chain.
+ * Returns the chain's exit status, or -1 with *@why set.
+ */
+static int socket_handoff(struct cpr_state *st, struct cpr_vectors *vs,
+			  struct cpr_vm *vm, unsigned int nr, __u64 gen,
+			  const char **why)
+{
+	const struct cpr_xfer_give_ops ops = {
+		.save = kx_save,
+		.detach = kx_detach,
+		.reattach = kx_reattach,
+	};
+	struct kvm_pred p = { .vs = vs, .vm = vm };
+	char path[64], arg[32], self[4096];
+	int lfd, status, ret;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "@vfio_cpr_kvm.%d.%llu", getpid(),
+		 (unsigned long long)gen);
+	snprintf(arg, sizeof(arg), "%u", nr);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0 || cpr_xfer_listen(path, &lfd)) {
+		*why = "listening for the successor";
+		return -1;
+	}
+	self[n] = '\0';
+	fflush(NULL);
+	pid = fork();
+	if (!pid) {
+		close(lfd);
+		execl(self, self, CPR_TEST_SUCCESSOR, "kvm-xfer", path, arg,
+		      (char *)NULL);
+		_exit(127);
+	}
+	ret = pid < 0 ? -1 : cpr_xfer_give(lfd, st, 20000, &ops, &p);
+	close(lfd);
+	if (ret) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		*why = "the socket handoff to the successor";
+		return -1;
+	}
+	if (waitpid(pid, &status, 0) != pid) {
+		*why = "waiting for the successor";
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/* The last generation cleans up; the others hand over, by exec or socket. */
+static int next_generation(struct cpr_state *st, struct cpr_vectors *vs,
+			   struct cpr_vm *vm, unsigned int nr, __u64 gen,
+			   bool socket)
+{
+	const char *why = NULL;
+	int ret;
+
+	if (gen == GENERATIONS) {
 		cpr_vectors_free(vs, true);
 		cpr_vm_destroy(vm);
-		cpr_state_free(info.st);
+		cpr_state_free(st);
 		return 0;
 	}
+	if (socket) {
+		ret = socket_handoff(st, vs, vm, nr, gen + 1, &why);
+		SUCC_ASSERT(ret >= 0, "generation %llu: %s: %s",
+			    (unsigned long long)gen, why, cpr_last_error());
+		_exit(ret);
+	}
+	why = prepare_handoff(vs, vm, way_into(gen + 1));
+	SUCC_ASSERT(!why, "generation %llu: %s", (unsigned long long)gen, why);
+	ret = exec_next(st, nr, way_into(gen + 1));
+	SUCC_FAIL("exec into generation %llu: %d", (unsigned long long)gen + 1,
+		  ret);
+}
 
-	why = prepare_handoff(vs, vm, way_into(info.generation + 1));
-	SUCC_ASSERT(!why, "generation %llu: %s",
-		    (unsigned long long)info.generation, why);
-	ret = exec_next(info.st, nr, way_into(info.generation + 1));
-	SUCC_FAIL("exec into generation %llu: %d",
-		  (unsigned long long)info.generation + 1, ret);
+static int successor_kvm(const char *arg)
+{
+	struct cpr_resume_info info;
+	struct cpr_vectors *vs;
+	struct cpr_vm *vm;
+	unsigned int nr = atoi(arg);
+	const char *comma = strchr(arg, ',');
+	enum handoff_way way = comma ? atoi(comma + 1) : WAY_VECTORS;
+	bool fast = way != WAY_VECTORS;
+
+	if (fast)
+		resume_deferred(&info);
+	else
+		cpr_test_resume(&info);
+	SUCC_ASSERT_EQ(way, way_into(info.generation),
+		       "generation %llu came the wrong way",
+		       (unsigned long long)info.generation);
+	SUCC_ASSERT_EQ(0, cpr_vm_create(&vm, 1), "creating VM #%llu",
+		       (unsigned long long)info.generation);
+	vs = generation_checks(&info, vm, nr, way, fast);
+	return next_generation(info.st, vs, vm, nr, info.generation, false);
+}
+
+/* Socket handoff, the successor's side. */
+struct kx_succ {
+	unsigned int nr;
+	struct cpr_vm *vm;
+	struct cpr_vectors *vs;
+	struct cpr_resume_info info;
+};
+
+static int kx_prepare(struct cpr_state *st, void *arg)
+{
+	struct kx_succ *x = arg;
+
+	(void)st;
+	return cpr_vm_create(&x->vm, 1);
+}
+
+static int kx_attach(struct cpr_state *st, void *arg)
+{
+	struct kx_succ *x = arg;
+
+	x->info.st = st;
+	if (cpr_state_get_u64(st, CPR_SEC_GENERATION, &x->info.generation) ||
+	    cpr_state_get_u64(st, CPR_SEC_HANDOFF_START,
+			      &x->info.handoff_start_ns))
+		return cpr_err(-EBADMSG, "the received state has no generation or handoff start");
+	x->vs = generation_checks(&x->info, x->vm, x->nr, WAY_VECTORS, false);
+	return 0;
+}
+
+static int successor_kvm_xfer(const char *path, const char *arg)
+{
+	const struct cpr_xfer_take_ops ops = {
+		.prepare = kx_prepare,
+		.attach = kx_attach,
+	};
+	struct kx_succ x = { .nr = atoi(arg) };
+	struct cpr_state *st = NULL;
+	int ret;
+
+	ret = cpr_xfer_take(path, 20000, &st, &ops, &x);
+	SUCC_ASSERT_EQ(0, ret, "socket handoff, successor side: %s",
+		       cpr_last_error());
+	return next_generation(st, x.vs, x.vm, x.nr, x.info.generation, true);
 }
 
 FIXTURE(kvm_cpr) {
@@ -523,6 +690,7 @@ FIXTURE(kvm_cpr) {
 
 FIXTURE_VARIANT(kvm_cpr) {
 	unsigned int nr;
+	bool socket;	/* every handoff by the socket mode, not exec */
 };
 
 FIXTURE_VARIANT_ADD(kvm_cpr, one_vector) {
@@ -535,6 +703,21 @@ FIXTURE_VARIANT_ADD(kvm_cpr, vectors_64) {
 
 FIXTURE_VARIANT_ADD(kvm_cpr, vectors_2048) {
 	.nr = 2048,
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr, socket_one_vector) {
+	.nr = 1,
+	.socket = true,
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr, socket_vectors_64) {
+	.nr = 64,
+	.socket = true,
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr, socket_vectors_2048) {
+	.nr = 2048,
+	.socket = true,
 };
 
 FIXTURE_SETUP(kvm_cpr)
@@ -632,6 +815,18 @@ TEST_F_TIMEOUT(kvm_cpr, exec_replaces_vm_without_losing_interrupts, 120)
 		}
 	cpr_vm_destroy(other);
 
+	if (variant->socket) {
+		ret = socket_handoff(self->st, self->vs, self->vm, variant->nr,
+				     1, &why);
+		ASSERT_LE(0, ret) {
+			TH_LOG("VM #0: %s: %s", why, cpr_last_error());
+		}
+		ASSERT_EQ(0, ret) {
+			TH_LOG("the chain of socket successors failed (exit %d)",
+			       ret);
+		}
+		return;
+	}
 	why = prepare_handoff(self->vs, self->vm, way_into(1));
 	ASSERT_EQ(NULL, why) {
 		TH_LOG("VM #0: %s: %s", why, cpr_last_error());
@@ -702,6 +897,9 @@ int main(int argc, char **argv)
 	if (argc >= 4 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
 	    !strcmp(argv[2], "kvm"))
 		return successor_kvm(argv[3]);
+	if (argc >= 5 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
+	    !strcmp(argv[2], "kvm-xfer"))
+		return successor_kvm_xfer(argv[3], argv[4]);
 	if (access("/dev/kvm", R_OK | W_OK))
 		ksft_exit_skip("/dev/kvm not usable (%s): KVM tests need it\n",
 			       strerror(errno));
