@@ -891,6 +891,75 @@ TEST(claim_names_an_inherited_fd_of_another_kind)
 	claim_with_bad_fd(_metadata, 512, 500);
 }
 
+/*
+ * An exec that fails (a successor binary missing, or not executable) after
+ * the vectors were detached: the predecessor re-attaches them to its own
+ * VM and must deliver everything - the vector left pending in its LAPIC,
+ * the one raised in the blackout, and new raises on every vector.
+ */
+static void failed_exec_keeps_delivering(struct __test_metadata *_metadata,
+					 const char *bad)
+{
+	struct cpr_state *st = cpr_state_new();
+	struct cpr_vectors *vs;
+	struct roles r = roles_of(8);
+	struct cpr_vm *vm;
+	char *argv[2];
+	int ret, bad_vec;
+
+	argv[0] = (char *)bad;
+	argv[1] = NULL;
+	ASSERT_NE(NULL, st);
+	ASSERT_EQ(0, cpr_vm_create(&vm, 1));
+	ASSERT_EQ(0, cpr_vectors_create(st, DEV, CPR_IRQ_MSIX, 8,
+					CPR_VEC_INTERRUPT | CPR_VEC_KVM, &vs));
+	ASSERT_EQ(0, cpr_vectors_attach(vs, vm));
+	ASSERT_EQ(NULL, prepare_handoff(vs, vm, WAY_VECTORS));
+
+	cpr_log_set_quiet(true);
+	ret = cpr_exec(st, bad, argv);
+	cpr_log_set_quiet(false);
+	ASSERT_GT(0, ret);
+	TH_LOG("exec of %s: %s", bad, cpr_last_error());
+
+	/* Roll back: the same VM, its irqfds again. */
+	ASSERT_EQ(0, cpr_vectors_reattach(vs)) {
+		TH_LOG("re-attaching after the failed exec: %s", cpr_last_error());
+	}
+	ASSERT_EQ(1, wait_irr(vm, lapic_vec(vs, r.p), IRR_WAIT_MS)) {
+		TH_LOG("vector %d, pending in the LAPIC, was lost by the failed exec",
+		       r.p);
+	}
+	ASSERT_EQ(1, wait_irr(vm, lapic_vec(vs, r.b), IRR_WAIT_MS)) {
+		TH_LOG("vector %d, raised in the blackout, was not delivered after the rollback",
+		       r.b);
+	}
+	ASSERT_EQ(0, cpr_vectors_unmask(vs, r.m));
+	ASSERT_EQ(1, wait_irr(vm, lapic_vec(vs, r.m), IRR_WAIT_MS)) {
+		TH_LOG("masked+pending vector %d lost by the failed exec", r.m);
+	}
+	ASSERT_EQ(0, cpr_vm_lapic_clear(vm, 0));
+	bad_vec = check_every_vector(vs, vm, -1);
+	ASSERT_EQ(-1, bad_vec) {
+		TH_LOG("vector %d does not deliver after the failed exec", bad_vec);
+	}
+	cpr_vectors_free(vs, true);
+	cpr_vm_destroy(vm);
+	cpr_state_free(st);
+}
+
+TEST(failed_exec_rolls_back_and_keeps_delivering)
+{
+	char path[] = "/tmp/vfio_cpr_noexec.XXXXXX";
+	int fd = mkstemp(path);
+
+	failed_exec_keeps_delivering(_metadata, "/nonexistent/vfio-cpr-successor");
+	ASSERT_LE(0, fd);
+	close(fd);	/* mode 0600: not executable */
+	failed_exec_keeps_delivering(_metadata, path);
+	unlink(path);
+}
+
 int main(int argc, char **argv)
 {
 	cpr_test_raise_nofile();

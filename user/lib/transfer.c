@@ -651,8 +651,13 @@ int cpr_xfer_give(int lfd, struct cpr_state *st, int timeout_ms,
 		ret = ops->save(st, arg);
 	if (!ret)
 		ret = cpr_state_set_u64(st, CPR_SEC_GENERATION, gen + 1);
-	if (!ret)
+	if (!ret) {
 		ret = cpr_xfer_send_state(sock, CPR_XFER_STATE, st);
+		/* A successor that refused may have closed before we were done. */
+		if ((ret == -EPIPE || ret == -ECONNRESET) &&
+		    cpr_xfer_recv(sock, 100, NULL) == -ECONNABORTED)
+			ret = -ECONNABORTED;
+	}
 	if (!ret)
 		ret = expect(sock, timeout_ms, CPR_XFER_READY, NULL);
 	if (!ret) {
