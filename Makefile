@@ -48,7 +48,7 @@ run: setup selftests
 		tee $(BUILD)/run-host-tier.log || rc=1; \
 	$(TOP)/scripts/run-vm-tier.sh | tee $(BUILD)/run-vm-tier.log || rc=1; \
 	echo "# ===== make run: summary (host tier, then VM tier)"; \
-	grep -hE "^vfio_cpr(-vm)?: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$$" \
+	grep -hE "^vfio_cpr(-vm)?: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped" \
 		$(BUILD)/run-host-tier.log $(BUILD)/run-vm-tier.log; \
 	exit $$rc'
 
