@@ -60,6 +60,20 @@ static int visit_open_fds(fd_visit_t fn, void *arg)
 	return ret;
 }
 
+static int count_fd(int fd, void *arg)
+{
+	(void)fd;
+	++*(int *)arg;
+	return 0;
+}
+
+int cpr_open_fds(void)
+{
+	int n = 0, ret = visit_open_fds(count_fd, &n);
+
+	return ret ? ret : n;
+}
+
 static int note_launcher_fd(int fd, void *arg)
 {
 	(void)arg;

@@ -13,13 +13,11 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -439,32 +437,21 @@ int cpr_xfer_send_state(int sock, int type, const struct cpr_state *st)
 
 /* ---- Receiving ---- */
 
-/*
- * Refuse a state whose fds would not fit under RLIMIT_NOFILE (with room for
- * the VM and the handoff) before taking any: the kernel would truncate the
- * batch.
- */
-static int check_fd_room(unsigned int nr)
+static int merge_sections(struct cpr_state *st, const struct cpr_state *in)
 {
-	struct dirent *e;
-	struct rlimit rl;
-	int open = -1;
-	DIR *d;
+	unsigned int i;
+	int ret = 0;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
-		return 0;
-	d = opendir("/proc/self/fd");
-	if (!d)
-		return 0;
-	while ((e = readdir(d)))
-		open += e->d_name[0] != '.';
-	closedir(d);
-	if (open + nr + CPR_FD_HEADROOM <= rl.rlim_cur)
-		return 0;
-	return cpr_err(-EMFILE,
-		       "the state brings %u fds; with %d open and %d for the VM and the handoff, RLIMIT_NOFILE's soft limit %llu is too low here (hard %llu)",
-		       nr, open, CPR_FD_HEADROOM, (unsigned long long)rl.rlim_cur,
-		       (unsigned long long)rl.rlim_max);
+	for (i = 0; !ret && i < cpr_state_nr_sections(in); i++) {
+		const char *name;
+		const void *data;
+		size_t len;
+
+		ret = cpr_state_section_at(in, i, &name, &data, &len);
+		if (!ret)
+			ret = cpr_state_set_section(st, name, data, len);
+	}
+	return ret;
 }
 
 /* The parsed store @in, on the received @fds (same order), kinds checked. */
@@ -490,38 +477,14 @@ static int rebuild(const struct cpr_state *in, const int *fds, unsigned int nr,
 		else
 			ret = cpr_state_save_fd(st, r->name, r->index, fds[i]);
 	}
-	for (i = 0; !ret && i < cpr_state_nr_sections(in); i++) {
-		const char *name;
-		const void *data;
-		size_t len;
-
-		ret = cpr_state_section_at(in, i, &name, &data, &len);
-		if (!ret)
-			ret = cpr_state_set_section(st, name, data, len);
-	}
+	if (!ret)
+		ret = merge_sections(st, in);
 	if (ret) {
 		cpr_state_free(st);
 		return ret;
 	}
 	*out = st;
 	return 0;
-}
-
-static int merge_sections(struct cpr_state *st, const struct cpr_state *in)
-{
-	unsigned int i;
-	int ret = 0;
-
-	for (i = 0; !ret && i < cpr_state_nr_sections(in); i++) {
-		const char *name;
-		const void *data;
-		size_t len;
-
-		ret = cpr_state_section_at(in, i, &name, &data, &len);
-		if (!ret)
-			ret = cpr_state_set_section(st, name, data, len);
-	}
-	return ret;
 }
 
 int cpr_xfer_recv(int sock, int timeout_ms, struct cpr_state **st)
@@ -575,7 +538,11 @@ int cpr_xfer_recv(int sock, int timeout_ms, struct cpr_state **st)
 		goto out;
 	}
 	if (h.nr_fds) {
-		ret = check_fd_room(h.nr_fds);
+		char what[48];
+
+		/* Before taking any: the kernel would truncate the batch. */
+		snprintf(what, sizeof(what), "the state brings %u fds", h.nr_fds);
+		ret = cpr_fd_room(h.nr_fds, what);
 		if (ret)
 			goto out;
 		fds = calloc(h.nr_fds, sizeof(*fds));

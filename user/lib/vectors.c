@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/eventfd.h>
@@ -153,34 +152,34 @@ static struct cpr_vectors *vectors_alloc(struct cpr_state *st,
 	return vs;
 }
 
-/* Open fds of this process (from /proc/self/fd), or -errno. */
-static int count_open_fds(void)
+int cpr_fd_room(unsigned long long need, const char *what)
 {
-	struct dirent *e;
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
+	struct rlimit rl;
+	int open;
 
-	if (!d)
-		return -errno;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;	/* the directory's own */
+	open = cpr_open_fds();
+	if (!need || open < 0 || getrlimit(RLIMIT_NOFILE, &rl) ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	if (open + need + CPR_FD_HEADROOM <= rl.rlim_cur)
+		return 0;
+	return cpr_err(-EMFILE,
+		       "%s; with %d open and %d for the VM and the handoff, RLIMIT_NOFILE's soft limit %llu is too low (hard %llu): raise it first (setrlimit, ulimit -n)",
+		       what, open, CPR_FD_HEADROOM,
+		       (unsigned long long)rl.rlim_cur,
+		       (unsigned long long)rl.rlim_max);
 }
 
 /*
  * Refuse up front, with nothing made, what RLIMIT_NOFILE would stop
- * halfway: the eventfds of @nr vectors that @st does not hold yet, plus
- * what the VM and the handoff need on top.
+ * halfway: the eventfds of @nr vectors that @st does not hold yet.
  */
 static int check_fd_budget(struct cpr_state *st, const char *dev,
 			   unsigned int nr, unsigned int flags)
 {
-	char name[2][CPR_NAME_MAX + 1];
+	char name[2][CPR_NAME_MAX + 1], what[CPR_DEV_NAME_MAX + 64];
 	unsigned long long need = 0;
-	struct rlimit rl;
 	unsigned int i;
-	int open;
 
 	if (fd_name(name[0], sizeof(name[0]), dev, CPR_NOTIFY_INTERRUPT) ||
 	    fd_name(name[1], sizeof(name[1]), dev, CPR_NOTIFY_KVM))
@@ -191,17 +190,9 @@ static int check_fd_budget(struct cpr_state *st, const char *dev,
 		need += (flags & CPR_VEC_KVM) &&
 			cpr_state_find_fd(st, name[1], i) < 0;
 	}
-	open = count_open_fds();
-	if (!need || open < 0 || getrlimit(RLIMIT_NOFILE, &rl) ||
-	    rl.rlim_cur == RLIM_INFINITY)
-		return 0;
-	if (open + need + CPR_FD_HEADROOM <= rl.rlim_cur)
-		return 0;
-	return cpr_err(-EMFILE,
-		       "%s: %u vectors need %llu new eventfds; with %d open and %d for the VM and the handoff, RLIMIT_NOFILE's soft limit %llu is too low (hard %llu): raise it first (setrlimit, ulimit -n)",
-		       dev, nr, need, open, CPR_FD_HEADROOM,
-		       (unsigned long long)rl.rlim_cur,
-		       (unsigned long long)rl.rlim_max);
+	snprintf(what, sizeof(what), "%s: %u vectors need %llu new eventfds",
+		 dev, nr, need);
+	return cpr_fd_room(need, what);
 }
 
 int cpr_vectors_create(struct cpr_state *st, const char *dev, int type,

@@ -15,7 +15,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -172,21 +171,6 @@ static int vcpu_stop(struct vcpu_ctl *c)
 }
 
 /* ---- Process figures ---- */
-
-static unsigned int count_open_fds(void)
-{
-	unsigned int n = 0;
-	struct dirent *e;
-	DIR *d = opendir("/proc/self/fd");
-
-	if (!d)
-		return 0;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n ? n - 1 : 0;	/* the directory's own fd */
-}
 
 static unsigned int rss_kb(void)
 {
@@ -426,9 +410,11 @@ static int load_start(struct vc_vmm *m)
 static void note_gen(struct vc_vmm *m)
 {
 	struct vc_gen *g = &m->sh->gen[m->generation];
+	int open;
 
 	g->attached_ns = cpr_now_ns();
-	g->open_fds = count_open_fds();
+	open = cpr_open_fds();
+	g->open_fds = open > 0 ? open : 0;
 	g->rss_kb = rss_kb();
 	__atomic_store_n(&m->sh->generation, m->generation, __ATOMIC_RELEASE);
 }

@@ -142,4 +142,7 @@ int cpr_resume_finish(struct cpr_resume_info *info);
  */
 int cpr_fd_audit(const struct cpr_state *st);
 
+/* Number of fds open in this process (from /proc/self/fd), or -errno. */
+int cpr_open_fds(void);
+
 #endif /* VFIO_CPR_HANDOFF_H */

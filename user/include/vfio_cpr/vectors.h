@@ -87,6 +87,13 @@ struct cpr_vectors {
 #define CPR_FD_HEADROOM		32
 
 /*
+ * Whether @need more fds fit under RLIMIT_NOFILE's soft limit beside the
+ * open ones and CPR_FD_HEADROOM: 0, or -EMFILE with a message that starts
+ * with @what and names the limit and the counts.
+ */
+int cpr_fd_room(unsigned long long need, const char *what);
+
+/*
  * Make @nr vectors for @dev with the fds @flags asks for (created or reused
  * through the store), all unmasked, MSI message = fixed delivery to APIC 0,
  * vector CPR_VECTOR_FIRST + i % (256 - CPR_VECTOR_FIRST).  Refused up
