@@ -44,15 +44,6 @@
 #define REC_FD		1
 #define REC_SECTION	2
 
-struct wire_header {
-	char magic[8];
-	__u32 version;
-	__u32 header_len;
-	__u64 total_len;
-	__u32 nr_records;
-	__u32 checksum;
-};
-
 struct wire_rec {
 	__u32 type;
 	__u32 rec_len;
@@ -75,7 +66,7 @@ struct wire_section {		/* follows struct wire_rec, then name, data */
 /* The smallest record: a section with a one-byte name and no data. */
 #define REC_MIN		24
 
-static_assert(sizeof(struct wire_header) == 32, "header layout");
+static_assert(sizeof(struct cpr_state_header) == 32, "header layout");
 static_assert(sizeof(struct wire_rec) == 8, "record header layout");
 static_assert(FD_FIXED == 24, "fd record layout");
 static_assert(SECTION_FIXED == 16, "section record layout");
@@ -762,7 +753,7 @@ __u32 cpr_crc32(__u32 crc, const void *buf, size_t len)
 static __u32 state_crc(const unsigned char *p, size_t total)
 {
 	static const unsigned char zero[4];
-	size_t at = offsetof(struct wire_header, checksum);
+	size_t at = offsetof(struct cpr_state_header, checksum);
 	__u32 crc;
 
 	crc = cpr_crc32(0, p, at);
@@ -790,7 +781,7 @@ static __u64 section_rec_len(const struct cpr_entry *e)
 /* The serialised length of @st, or -EFBIG (reported). */
 static int state_len(const struct cpr_state *st, size_t *len)
 {
-	__u64 total = sizeof(struct wire_header);
+	__u64 total = sizeof(struct cpr_state_header);
 	struct cpr_entry *e;
 	size_t i;
 
@@ -817,7 +808,7 @@ static int state_len(const struct cpr_state *st, size_t *len)
 static void state_write(const struct cpr_state *st, unsigned char *p,
 			size_t total)
 {
-	struct wire_header hdr = { .version = CPR_STATE_VERSION };
+	struct cpr_state_header hdr = { .version = CPR_STATE_VERSION };
 	struct cpr_entry *e;
 	size_t i, off;
 
@@ -862,7 +853,7 @@ static void state_write(const struct cpr_state *st, unsigned char *p,
 	hdr.nr_records = st->fds.nr_live + st->sections.nr_live;
 	memcpy(p, &hdr, sizeof(hdr));
 	hdr.checksum = state_crc(p, total);
-	memcpy(p + offsetof(struct wire_header, checksum), &hdr.checksum,
+	memcpy(p + offsetof(struct cpr_state_header, checksum), &hdr.checksum,
 	       sizeof(hdr.checksum));
 }
 
@@ -1150,7 +1141,7 @@ static int parse_section_rec(struct parse_ctx *c)
 
 /* The header: everything before the records, checksum included. */
 static int parse_header(struct parse_ctx *c, size_t len,
-			struct wire_header *hdr)
+			struct cpr_state_header *hdr)
 {
 	__u32 crc;
 
@@ -1166,20 +1157,20 @@ static int parse_header(struct parse_ctx *c, size_t len,
 		return refuse(&c->why, CPR_STATE_EVERSION, -EPROTONOSUPPORT,
 			      "state version %u at offset %zu: only version %d is known here",
 			      hdr->version,
-			      offsetof(struct wire_header, version),
+			      offsetof(struct cpr_state_header, version),
 			      CPR_STATE_VERSION);
 	if (hdr->header_len != sizeof(*hdr))
 		return refuse(&c->why, CPR_STATE_ELENGTH, -EBADMSG,
 			      "header_len %u at offset %zu: a version %d header is %zu bytes",
 			      hdr->header_len,
-			      offsetof(struct wire_header, header_len),
+			      offsetof(struct cpr_state_header, header_len),
 			      CPR_STATE_VERSION, sizeof(*hdr));
 	if (hdr->total_len < sizeof(*hdr) || hdr->total_len > CPR_STATE_MAX ||
 	    hdr->total_len % 8)
 		return refuse(&c->why, CPR_STATE_ELENGTH, -EBADMSG,
 			      "total_len %llu at offset %zu: not a multiple of 8 from %zu to %u",
 			      (unsigned long long)hdr->total_len,
-			      offsetof(struct wire_header, total_len),
+			      offsetof(struct cpr_state_header, total_len),
 			      sizeof(*hdr), CPR_STATE_MAX);
 	if (len < hdr->total_len)
 		return refuse(&c->why, CPR_STATE_ETRUNCATED, -EBADMSG,
@@ -1194,7 +1185,7 @@ static int parse_header(struct parse_ctx *c, size_t len,
 		return refuse(&c->why, CPR_STATE_ELENGTH, -EBADMSG,
 			      "nr_records %u at offset %zu cannot fit in a state of %llu bytes",
 			      hdr->nr_records,
-			      offsetof(struct wire_header, nr_records),
+			      offsetof(struct cpr_state_header, nr_records),
 			      (unsigned long long)hdr->total_len);
 	crc = state_crc(c->p, hdr->total_len);
 	if (crc != hdr->checksum)
@@ -1205,7 +1196,7 @@ static int parse_header(struct parse_ctx *c, size_t len,
 	return 0;
 }
 
-static int parse_records(struct parse_ctx *c, const struct wire_header *hdr)
+static int parse_records(struct parse_ctx *c, const struct cpr_state_header *hdr)
 {
 	size_t total = hdr->total_len;
 	struct wire_rec rh;
@@ -1273,7 +1264,7 @@ int cpr_state_parse(const void *buf, size_t len, unsigned int flags,
 		    struct cpr_state **out, enum cpr_state_error *why)
 {
 	struct parse_ctx c = { .p = buf, .flags = flags };
-	struct wire_header hdr;
+	struct cpr_state_header hdr;
 	int ret;
 
 	if (why)

@@ -23,16 +23,6 @@
 #include "vfio_cpr/log.h"
 #include "vfio_cpr_prog.h"
 
-/* The fixed header, as state.h documents it. */
-struct raw_header {
-	char magic[8];
-	__u32 version;
-	__u32 header_len;
-	__u64 total_len;
-	__u32 nr_records;
-	__u32 checksum;
-};
-
 static int read_file(const char *path, void **buf, size_t *len)
 {
 	struct stat sb;
@@ -85,7 +75,7 @@ static void json_str(FILE *f, const char *s)
 static void print_state(const struct cpr_state *st, const void *buf, size_t len,
 			bool fds_checked, bool json)
 {
-	const struct raw_header *h = buf;
+	const struct cpr_state_header *h = buf;
 	unsigned int i, nfd = cpr_state_nr_fds(st);
 	unsigned int nsec = cpr_state_nr_sections(st);
 

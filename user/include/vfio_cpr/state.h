@@ -34,6 +34,16 @@
 #define CPR_SECTION_MAX		(64u << 20)	/* one section, bytes */
 #define CPR_STATE_MAX		(256u << 20)	/* whole state, bytes */
 
+/* The serialised header, as described above (32 bytes). */
+struct cpr_state_header {
+	char magic[8];
+	__u32 version;
+	__u32 header_len;
+	__u64 total_len;
+	__u32 nr_records;
+	__u32 checksum;
+};
+
 enum cpr_fd_kind {
 	CPR_FD_OTHER = 0,	/* open, but nothing we know */
 	CPR_FD_EVENTFD,
