@@ -14,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/log.h"
+#include "vfio_cpr/transfer.h"
 
 /* argv[1] of a test binary started as a successor. */
 #define CPR_TEST_SUCCESSOR	"--cpr-successor"
@@ -55,6 +58,20 @@
 } while (0)
 
 /*
+ * This test binary's path: resolved, not /proc/self/exe itself, which under
+ * valgrind is the tool, while readlink() is answered for the client.
+ */
+static inline int cpr_test_self_path(char *buf, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+
+	if (n <= 0)
+		return cpr_err(-errno, "readlink /proc/self/exe");
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
  * Exec this very test binary as the successor of @scenario, handing @st
  * over.  Returns only if the exec failed (-errno).
  */
@@ -62,22 +79,84 @@ static inline int cpr_test_exec_self(struct cpr_state *st,
 				     const char *scenario, const char *arg)
 {
 	char self[4096], *argv[5];
-	ssize_t n;
+	int ret = cpr_test_self_path(self, sizeof(self));
 
-	/*
-	 * The resolved path, not /proc/self/exe itself: under valgrind the
-	 * latter is the tool, while readlink() is answered for the client.
-	 */
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return cpr_err(-errno, "readlink /proc/self/exe");
-	self[n] = '\0';
+	if (ret)
+		return ret;
 	argv[0] = program_invocation_name;
 	argv[1] = (char *)CPR_TEST_SUCCESSOR;
 	argv[2] = (char *)scenario;
 	argv[3] = (char *)(arg ? arg : "");
 	argv[4] = NULL;
 	return cpr_exec(st, self, argv);
+}
+
+/*
+ * Start this test binary as "--cpr-successor @scenario @sock @arg", a
+ * process of its own: the successor of a socket handoff.  Its pid, or
+ * -errno.
+ */
+static inline pid_t cpr_test_spawn_self(const char *scenario,
+					const char *sock, const char *arg)
+{
+	char self[4096];
+	int ret = cpr_test_self_path(self, sizeof(self));
+	pid_t pid;
+
+	if (ret)
+		return ret;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return cpr_err(-errno, "forking the successor");
+	if (!pid) {
+		execl(self, self, CPR_TEST_SUCCESSOR, scenario, sock, arg,
+		      (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/*
+ * A socket handoff to a successor of our own: listen on @sock, spawn it
+ * (@scenario, @arg) and cpr_xfer_give() it @st.  Returns the successor's
+ * pid once it has attached everything, or -errno, the successor then
+ * killed and reaped.
+ */
+static inline pid_t cpr_test_give_to_self(struct cpr_state *st,
+					  const char *scenario,
+					  const char *sock, const char *arg,
+					  int timeout_ms,
+					  const struct cpr_xfer_give_ops *ops,
+					  void *ops_arg)
+{
+	pid_t pid;
+	int lfd, ret;
+
+	ret = cpr_xfer_listen(sock, &lfd);
+	if (ret)
+		return ret;
+	pid = cpr_test_spawn_self(scenario, sock, arg);
+	ret = pid < 0 ? pid : cpr_xfer_give(lfd, st, timeout_ms, ops, ops_arg);
+	close(lfd);
+	if (ret) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		return ret;
+	}
+	return pid;
+}
+
+/* Wait for a successor: its exit status (1 if it died), or -errno. */
+static inline int cpr_test_wait_successor(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return cpr_err(-errno, "waiting for successor %d", pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
 /* Take the handed-off state over; any problem fails the successor. */

@@ -22,7 +22,6 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,25 +217,6 @@ static int pred_reattach(struct cpr_state *st, void *arg)
 	return cpr_vectors_reattach(p->vs);
 }
 
-static pid_t start_successor(const char *path, enum succ_mode mode)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	pid_t pid;
-
-	if (n < 0)
-		return -errno;
-	self[n] = '\0';
-	fflush(NULL);
-	pid = fork();
-	if (!pid) {
-		execl(self, self, CPR_TEST_SUCCESSOR, "transfer", path,
-		      mode_names[mode], (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
 static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 {
 	const struct cpr_xfer_give_ops ops = {
@@ -270,7 +250,7 @@ static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 	if (mode == SUCC_OTHER_UID)
 		snprintf(path, sizeof(path), "@vfio_cpr_xfer.%d", getpid());
 	ASSERT_EQ(0, cpr_xfer_listen(path, &lfd));
-	pid = start_successor(path, mode);
+	pid = cpr_test_spawn_self("transfer", path, mode_names[mode]);
 	ASSERT_LT(0, pid);
 	ret = cpr_xfer_give(lfd, p.st, TIMEOUT_MS, &ops, &p);
 	TH_LOG("successor '%s': predecessor's handoff %s%s", mode_names[mode],

@@ -42,13 +42,11 @@
 #include <fcntl.h>
 #include <linux/types.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -548,43 +546,22 @@ static int socket_handoff(struct cpr_state *st, struct cpr_vectors *vs,
 		.reattach = kx_reattach,
 	};
 	struct kvm_pred p = { .vs = vs, .vm = vm };
-	char path[64], arg[32], self[4096];
-	int lfd, status, ret;
-	ssize_t n;
+	char path[64], arg[32];
+	int status;
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "@vfio_cpr_kvm.%d.%llu", getpid(),
 		 (unsigned long long)gen);
 	snprintf(arg, sizeof(arg), "%u", nr);
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0 || cpr_xfer_listen(path, &lfd)) {
-		*why = "listening for the successor";
-		return -1;
-	}
-	self[n] = '\0';
-	fflush(NULL);
-	pid = fork();
-	if (!pid) {
-		close(lfd);
-		execl(self, self, CPR_TEST_SUCCESSOR, "kvm-xfer", path, arg,
-		      (char *)NULL);
-		_exit(127);
-	}
-	ret = pid < 0 ? -1 : cpr_xfer_give(lfd, st, 20000, &ops, &p);
-	close(lfd);
-	if (ret) {
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
+	pid = cpr_test_give_to_self(st, "kvm-xfer", path, arg, 20000, &ops, &p);
+	if (pid < 0) {
 		*why = "the socket handoff to the successor";
 		return -1;
 	}
-	if (waitpid(pid, &status, 0) != pid) {
+	status = cpr_test_wait_successor(pid);
+	if (status < 0)
 		*why = "waiting for the successor";
-		return -1;
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	return status < 0 ? -1 : status;
 }
 
 /* The last generation cleans up; the others hand over, by exec or socket. */

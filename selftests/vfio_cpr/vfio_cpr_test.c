@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -405,41 +404,24 @@ static const char *give_next(struct ctx *c)
 		.detach = xfer_detach,
 		.reattach = xfer_reattach,
 	};
-	char path[64], arg[CPR_VFIO_NAME_MAX + 32], self[4096];
-	int lfd, status, ret;
-	ssize_t n;
+	char path[64], arg[CPR_VFIO_NAME_MAX + 32];
+	int status;
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "@vfio_cpr_test.%d.%llu", getpid(),
 		 (unsigned long long)c->generation);
 	successor_arg(c, arg, sizeof(arg));
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0 || cpr_xfer_listen(path, &lfd))
-		return "listening for the successor";
-	self[n] = '\0';
-	fflush(NULL);
-	pid = fork();
+	pid = cpr_test_give_to_self(c->st, "vfio-xfer", path, arg,
+				    XFER_TIMEOUT_MS, &ops, c);
 	if (pid < 0)
-		return "forking the successor";
-	if (!pid) {
-		close(lfd);
-		execl(self, self, CPR_TEST_SUCCESSOR, "vfio-xfer", path, arg,
-		      (char *)NULL);
-		_exit(127);
-	}
-	ret = cpr_xfer_give(lfd, c->st, XFER_TIMEOUT_MS, &ops, c);
-	close(lfd);
-	if (ret) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
 		return "the socket handoff to the successor";
-	}
 	/* Handed over: this VM is done; the chain decides the outcome. */
 	cpr_vm_destroy(c->vm);
 	c->vm = NULL;
-	if (waitpid(pid, &status, 0) != pid)
+	status = cpr_test_wait_successor(pid);
+	if (status < 0)
 		return "waiting for the successor";
-	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+	_exit(status);
 }
 
 /* Hand over to the next generation, by exec or socket; only fails return. */
