@@ -45,40 +45,8 @@ quiet=
 say() { [ -n "$quiet" ] || echo "provision: $*" >&2; }
 die() { echo "provision: error: $*" >&2; exit 1; }
 
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-apt_updated=
-apt_update() {
-	[ -n "$apt_updated" ] && return 0
-	say "apt-get update"
-	$SUDO apt-get update -qq
-	apt_updated=1
-}
-
-# Print the packages of "$@" that are not installed.
-missing_pkgs() {
-	local p st
-	for p in "$@"; do
-		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-		case $st in *" ok installed") ;; *) echo "$p" ;; esac
-	done
-}
-
-install_pkgs() {
-	local miss
-	miss=$(missing_pkgs "$@")
-	[ -n "$miss" ] || return 0
-	# shellcheck disable=SC2086
-	say "installing" $miss
-	# shellcheck disable=SC2086
-	if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-			--no-install-recommends $miss >/dev/null; then
-		apt_update
-		# shellcheck disable=SC2086
-		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-			--no-install-recommends $miss >/dev/null
-	fi
-}
+# shellcheck source=scripts/vm/apt.sh
+. "$(dirname "$0")/apt.sh"
 
 # The ABI name the metapackage linux-image-amd64 currently depends on.
 apt_kver() {
