@@ -50,9 +50,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-ktree=${VFIO_CPR_DEPS:-$top/.deps}/linux
 inst=$top/build/vm-ksft
-obj=$top/build/vm-ksft-obj
 
 custom_cmd='' own_kernel='' uapi='' kconfig=''
 run_args=()
@@ -98,27 +96,12 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 t_start=$(now)
 
 # --- Build and install the kselftests, as in a kernel tree.
-"$top/scripts/setup-host.sh"
-"$top/scripts/intree.sh" "$ktree" >/dev/null
-rm -rf "$inst" "$obj"
-mkdir -p "$top/build"
-make_args=()
-[ -z "${LLVM:-}" ] || make_args+=("LLVM=$LLVM")
-[ -z "$uapi" ] || make_args+=("KHDR_INCLUDES=-isystem $(cd "$uapi" && pwd)")
 echo "# vfio_cpr-vm: make -C tools/testing/selftests TARGETS=vfio_cpr install"
-if ! make -s -C "$ktree/tools/testing/selftests" TARGETS=vfio_cpr \
-		USERCFLAGS=-Werror "${make_args[@]}" O="$obj" \
-		INSTALL_PATH="$inst" install > "$top/build/vm-ksft-install.log" 2>&1; then
-	cat "$top/build/vm-ksft-install.log" >&2
-	echo "run-vm-tier: building/installing the kselftests failed" >&2
-	exit 1
-fi
+uapi_args=()
+[ -z "$uapi" ] || uapi_args=(--uapi "$uapi")
+installed=$("$top/scripts/vm/install-kselftests.sh" "$inst" "${uapi_args[@]}")
 mapfile -t listed < <(sed -n 's/^vfio_cpr://p' "$inst/kselftest-list.txt")
-if [ ${#listed[@]} -eq 0 ]; then
-	echo "run-vm-tier: $inst/kselftest-list.txt lists no vfio_cpr program" >&2
-	exit 1
-fi
-echo "# vfio_cpr-vm: installed in $inst: ${listed[*]}"
+echo "# vfio_cpr-vm: $installed"
 t_built=$(now)
 
 # --- Run them in the guest; follow the KTAP stream as it comes.

@@ -25,6 +25,12 @@
 #   --cmd CMD             test command instead of ./run_kselftest.sh -c
 #                         vfio_cpr (run with sh -c in the guest's /kselftest;
 #                         no double quotes)
+#   --initrd FILE         boot this initramfs (made by mkinitramfs.sh) instead
+#                         of building one; --kselftest-dir is then not needed
+#   --initrd-extra FILE   a further gzip'd cpio archive appended to the
+#                         initramfs (repeatable): its files replace those of
+#                         the same path, e.g. a kernel mutant's modules in
+#                         /lib/modules/vfio_cpr/
 #   --timeout SECONDS     kill QEMU after this long (default 480)
 #   --keep-log FILE       keep the whole console log there (default: kept
 #                         only on failure, in .deps/vm/logs/, path shown)
@@ -55,7 +61,8 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 t_start=$(now)
 ksft='' kernel='' modules='' timeout_s=480 keep_log='' smp=1 mem=1024 append='' cmd=''
-devices=() binds=(1234:11e8 8086:10d3)
+initrd_in=''
+devices=() binds=(1234:11e8 8086:10d3) extras=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kselftest-dir) ksft=$2; shift 2 ;;
@@ -65,6 +72,8 @@ while [ $# -gt 0 ]; do
 	--bind) binds+=("$2"); shift 2 ;;
 	--append) append="$append $2"; shift 2 ;;
 	--cmd) cmd=$2; shift 2 ;;
+	--initrd) initrd_in=$2; shift 2 ;;
+	--initrd-extra) extras+=("$2"); shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--keep-log) keep_log=$2; shift 2 ;;
 	--smp) smp=$2; shift 2 ;;
@@ -73,8 +82,16 @@ while [ $# -gt 0 ]; do
 	*) echo "run.sh: unknown argument '$1'" >&2; usage 2 >&2 ;;
 	esac
 done
-[ -n "$ksft" ] || die "--kselftest-dir is required"
-[ -d "$ksft" ] || die "no such directory: $ksft"
+if [ -n "$initrd_in" ]; then
+	[ -f "$initrd_in" ] || die "no such initramfs: $initrd_in"
+	[ -n "$kernel" ] || die "--initrd needs --kernel (its modules are in it)"
+else
+	[ -n "$ksft" ] || die "--kselftest-dir is required"
+	[ -d "$ksft" ] || die "no such directory: $ksft"
+fi
+for x in "${extras[@]}"; do
+	[ -f "$x" ] || die "no such --initrd-extra archive: $x"
+done
 [ -z "$modules" ] || [ -n "$kernel" ] || die "--modules needs --kernel"
 [ -z "$kernel" ] || [ -f "$kernel" ] || die "no such kernel: $kernel"
 case $cmd in *'"'*) die "--cmd must not contain double quotes" ;; esac
@@ -93,6 +110,15 @@ fi
 # shellcheck disable=SC1090
 . "$env_file"
 
+# One guest at a time on this machine: two TCG guests on its cores make
+# each other's timings and timeouts lie.
+mkdir -p "$vmdir"
+exec 7>"$vmdir/.vm.lock"
+if ! flock -n 7; then
+	echo "run.sh: waiting for another VM run on this machine to finish" >&2
+	flock 7
+fi
+
 work=$(mktemp -d "$vmdir/run.XXXXXX")
 log=${keep_log:-$work/console.log}
 # shellcheck disable=SC2317 # run by the EXIT trap
@@ -109,19 +135,27 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 initrd=$work/initramfs.cpio.gz
-mkargs=(--kselftest-dir "$ksft" -o "$initrd")
-if [ -z "$kernel" ]; then
-	mkargs+=(--modroot "$VM_MODROOT" --kver "$VM_KVER" --mtty "$VM_MTTY_KO")
-elif [ -n "$modules" ]; then
-	mkargs+=(--modroot "$modules")
+if [ -n "$initrd_in" ]; then
+	cp "$initrd_in" "$initrd"
 else
-	mkargs+=(--modroot none)
+	mkargs=(--kselftest-dir "$ksft" -o "$initrd")
+	if [ -z "$kernel" ]; then
+		mkargs+=(--modroot "$VM_MODROOT" --kver "$VM_KVER" --mtty "$VM_MTTY_KO")
+	elif [ -n "$modules" ]; then
+		mkargs+=(--modroot "$modules")
+	else
+		mkargs+=(--modroot none)
+	fi
+	"$here/mkinitramfs.sh" "${mkargs[@]}" 2>"$work/mkinitramfs.log" || {
+		cat "$work/mkinitramfs.log" >&2
+		die "mkinitramfs.sh failed"
+	}
+	grep -v '^mkinitramfs: /' "$work/mkinitramfs.log" >&2 || true
 fi
-"$here/mkinitramfs.sh" "${mkargs[@]}" 2>"$work/mkinitramfs.log" || {
-	cat "$work/mkinitramfs.log" >&2
-	die "mkinitramfs.sh failed"
-}
-grep -v '^mkinitramfs: /' "$work/mkinitramfs.log" >&2 || true
+# The kernel unpacks concatenated compressed cpio archives in order.
+for x in "${extras[@]}"; do
+	cat "$x" >> "$initrd"
+done
 t_built=$(now)
 
 bindarg=$(IFS=,; echo "${binds[*]}" | tr 'A-F' 'a-f')
