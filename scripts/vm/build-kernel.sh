@@ -27,7 +27,8 @@
 #     linux/iommufd.h);
 #   * writes <out>/vm.env in provision.sh's format (VM_KVER, VM_VMLINUX,
 #     VM_VMLINUZ, VM_MODROOT, VM_MTTY_KO, VM_MTTY_SRC) plus VM_UAPI_INCLUDE,
-#     and prints its path as the last line on stdout.  .deps/vm/current.env
+#     VM_KSRC and VM_KOBJ (the source and object trees), and prints its
+#     path as the last line on stdout.  .deps/vm/current.env
 #     (Debian's kernel, the default of run.sh) is left alone.
 #
 # Boot it with: scripts/vm/run.sh --kselftest-dir DIR --kernel <out>/vmlinux
@@ -76,6 +77,12 @@ since() { echo "$(( $(now) - $1 ))s"; }
 mkdir -p "$own"
 exec 9>"$own/.build.lock"
 flock 9
+
+# A kernel mutant (scripts/check-kernel-mutants.sh) left applied by a run
+# that was killed outright: put the sources back before anything is built.
+# shellcheck source=scripts/vm/mutant-journal.sh
+. "$(dirname "$0")/mutant-journal.sh"
+journal_recover "$own" >&2
 
 install_pkgs bc bison flex libelf-dev libssl-dev cpio xz-utils rsync gcc \
 	make kmod
@@ -212,6 +219,8 @@ krel=$(kmake -s --no-print-directory kernelrelease 2>/dev/null) || die "make ker
 
 # 3. Build.
 build_sum=$(hash_of "$obj/.config" "$src/.stamp-extracted")
+# Sources put back from a mutant's journal: rebuild what it left in $obj.
+[ -z "${JOURNAL_RECOVERED:-}" ] || rm -f "$obj/.stamp-build"
 if [ "$(cat "$obj/.stamp-build" 2>/dev/null)" != "$build_sum" ] ||
 		[ ! -f "$obj/vmlinux" ] || [ ! -f "$obj/arch/x86/boot/bzImage" ]; then
 	say "building $krel with -j$jobs (log: $log)"
@@ -219,6 +228,7 @@ if [ "$(cat "$obj/.stamp-build" 2>/dev/null)" != "$build_sum" ] ||
 	rm -f "$obj/.stamp-build"
 	logged "the kernel build" -j"$jobs" vmlinux bzImage modules
 	echo "$build_sum" > "$obj/.stamp-build"
+	journal_clean "$own"
 	say "built in $(since "$t")"
 fi
 
@@ -254,6 +264,8 @@ VM_MODROOT='$out/modroot'
 VM_MTTY_KO='$mtty_ko'
 VM_MTTY_SRC='$src/samples/vfio-mdev/mtty.c'
 VM_UAPI_INCLUDE='$out/usr/include'
+VM_KSRC='$src'
+VM_KOBJ='$obj'
 EOF
 mv "$out/vm.env.tmp" "$out/vm.env"
 say "ready: kernel $krel in $out ($(since "$t0"))"
