@@ -207,14 +207,13 @@ run_mutant() { # NAME EXPECT (empty: a variant, must pass)
 	[ -n "$expect" ] || cmd='./run_kselftest.sh -c vfio_cpr'
 	result='' case='' line=''
 	: > "$log"
-	coproc VMRUN {
-		exec env VFIO_CPR_NO_PROVISION=1 "$top/scripts/vm/run.sh" \
-			--kernel "$VM_VMLINUX" --initrd "$work/base.cpio.gz" \
-			--initrd-extra "$work/$n.cpio.gz" --timeout "$timeout_s" \
-			--cmd "$cmd" 2>&1
-	}
-	pid=$VMRUN_PID
-	while IFS= read -r l <&"${VMRUN[0]}"; do
+	rm -f "$work/vm.fifo"
+	mkfifo "$work/vm.fifo"
+	VFIO_CPR_NO_PROVISION=1 "$top/scripts/vm/run.sh" --kernel "$VM_VMLINUX" \
+		--initrd "$work/base.cpio.gz" --initrd-extra "$work/$n.cpio.gz" \
+		--timeout "$timeout_s" --cmd "$cmd" > "$work/vm.fifo" 2>&1 &
+	pid=$!
+	while IFS= read -r l; do
 		printf '%s\n' "$l" >> "$log"
 		if [[ $l =~ ^#\ selftests:\ vfio_cpr:\ ([^ ]+)$ ]]; then
 			prog=${BASH_REMATCH[1]}
@@ -235,7 +234,7 @@ run_mutant() { # NAME EXPECT (empty: a variant, must pass)
 			seen_case=${cur:-$prog}
 			line=${l#"${l%%[!# ]*}"}
 		fi
-	done
+	done < "$work/vm.fifo"
 	wait "$pid" 2>/dev/null || rc=$?
 	if [ -n "$expect" ]; then
 		if [ -z "$result" ] && [ -n "$seen_case" ] && [ -n "$notok" ]; then
