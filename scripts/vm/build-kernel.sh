@@ -25,10 +25,14 @@
 #     config, modroot/lib/modules/<kernelrelease>/ (modules_install,
 #     stripped) and usr/include/ (headers_install: the 6.12 uapi, with
 #     linux/iommufd.h);
+#   * builds the project's probe module vfio_cpr_mdev.ko (selftests/
+#     vfio_cpr/mdev/) out of tree against <obj>, in .deps/vm/own/cpr-mdev/
+#     <kernelrelease>/, and installs it into the modroot's extra/ (with
+#     depmod), so that modprobe -d <out>/modroot finds it;
 #   * writes <out>/vm.env in provision.sh's format (VM_KVER, VM_VMLINUX,
-#     VM_VMLINUZ, VM_MODROOT, VM_MTTY_KO, VM_MTTY_SRC) plus VM_UAPI_INCLUDE,
-#     VM_KSRC and VM_KOBJ (the source and object trees), and prints its
-#     path as the last line on stdout.  .deps/vm/current.env
+#     VM_VMLINUZ, VM_MODROOT, VM_MTTY_KO, VM_MTTY_SRC, VM_CPR_MDEV_KO) plus
+#     VM_UAPI_INCLUDE, VM_KSRC and VM_KOBJ (the source and object trees),
+#     and prints its path as the last line on stdout.  .deps/vm/current.env
 #     (Debian's kernel, the default of run.sh) is left alone.
 #
 # Boot it with: scripts/vm/run.sh --kselftest-dir DIR --kernel <out>/vmlinux
@@ -253,6 +257,46 @@ moddir=$out/modroot/lib/modules/$krel
 [ -f "$out/usr/include/linux/iommufd.h" ] || die "no $out/usr/include/linux/iommufd.h"
 mtty_ko=$(find "$moddir/kernel" -name mtty.ko -print -quit)
 
+# 4b. vfio_cpr_mdev.ko, the project's probe mdev: built out of tree against
+# $obj in a folder of ours (never in selftests/), installed into the
+# modroot's extra/ (modules_install runs depmod); redone when the kernel or
+# the module's source changes.
+cpr_mdev_src=$top/selftests/vfio_cpr/mdev
+cpr_mdev_dir=$own/cpr-mdev/$krel
+cpr_mdev_ko=$moddir/extra/vfio_cpr_mdev.ko
+for f in vfio_cpr_mdev.c Kbuild; do
+	[ -f "$cpr_mdev_src/$f" ] || die "missing $cpr_mdev_src/$f"
+done
+cpr_mdev_sum=$(hash_of "$cpr_mdev_src/vfio_cpr_mdev.c" "$cpr_mdev_src/Kbuild" <(echo "$build_sum"))
+if [ "$(cat "$out/.stamp-cpr-mdev" 2>/dev/null)" != "$cpr_mdev_sum" ] ||
+		[ ! -f "$cpr_mdev_ko" ]; then
+	say "building vfio_cpr_mdev.ko against $obj"
+	rm -f "$out/.stamp-cpr-mdev"
+	rm -rf "$cpr_mdev_dir"
+	mkdir -p "$cpr_mdev_dir"
+	cp "$cpr_mdev_src/vfio_cpr_mdev.c" "$cpr_mdev_src/Kbuild" "$cpr_mdev_dir/"
+	cpr_mdev_log=$cpr_mdev_dir/build.log
+	if ! make -C "$obj" M="$cpr_mdev_dir" modules > "$cpr_mdev_log" 2>&1; then
+		tail -n 40 "$cpr_mdev_log" >&2
+		die "vfio_cpr_mdev.ko build failed (log: $cpr_mdev_log)"
+	fi
+	if grep -q 'warning:' "$cpr_mdev_log"; then
+		cat "$cpr_mdev_log" >&2
+		die "vfio_cpr_mdev.ko built with warnings (log: $cpr_mdev_log)"
+	fi
+	if ! make -C "$obj" M="$cpr_mdev_dir" modules_install \
+			INSTALL_MOD_PATH="$out/modroot" INSTALL_MOD_DIR=extra \
+			INSTALL_MOD_STRIP=1 >> "$cpr_mdev_log" 2>&1; then
+		tail -n 40 "$cpr_mdev_log" >&2
+		die "vfio_cpr_mdev.ko modules_install failed (log: $cpr_mdev_log)"
+	fi
+	[ -f "$cpr_mdev_ko" ] || die "modules_install left no $cpr_mdev_ko"
+	# modules_install ran depmod (-ae -F System.map) on the modroot.
+	modprobe -d "$out/modroot" -S "$krel" --show-depends vfio_cpr_mdev >/dev/null ||
+		die "modprobe -d $out/modroot does not find vfio_cpr_mdev"
+	echo "$cpr_mdev_sum" > "$out/.stamp-cpr-mdev"
+fi
+
 # 5. Record what was made.
 cat > "$out/vm.env.tmp" <<EOF
 # Written by scripts/vm/build-kernel.sh; for scripts/vm/run.sh --kernel
@@ -263,6 +307,7 @@ VM_VMLINUZ='$out/bzImage'
 VM_MODROOT='$out/modroot'
 VM_MTTY_KO='$mtty_ko'
 VM_MTTY_SRC='$src/samples/vfio-mdev/mtty.c'
+VM_CPR_MDEV_KO='$cpr_mdev_ko'
 VM_UAPI_INCLUDE='$out/usr/include'
 VM_KSRC='$src'
 VM_KOBJ='$obj'

@@ -19,6 +19,8 @@
 #     M.m, e.g. 6.12, the mtty.c of Debian's linux-source-M.m, fetched with
 #     `apt-get download` and extracted alone into .deps/vm/src/M.m/) out of
 #     tree against /usr/src/linux-headers-<ver>, in .deps/vm/mtty/<ver>/;
+#   * builds the project's probe module vfio_cpr_mdev.ko (selftests/
+#     vfio_cpr/mdev/) the same way, in .deps/vm/cpr-mdev/<ver>/;
 #   * records what it made in .deps/vm/kernel/<ver>/vm.env (shell
 #     assignments), copies that to .deps/vm/current.env (the default of
 #     mkinitramfs.sh) and prints the vm.env path on stdout (run.sh uses it).
@@ -266,6 +268,33 @@ if [ ! -f "$mdir/mtty.ko" ] || [ "$(cat "$mdir/.stamp" 2>/dev/null)" != "$sum" ]
 	echo "$sum" > "$mdir/.stamp"
 fi
 
+# 4b. vfio_cpr_mdev.ko, the project's probe mdev (selftests/vfio_cpr/mdev/),
+# the same way, rebuilt when its source or Kbuild changes.
+cpr_mdev_src=$top/selftests/vfio_cpr/mdev
+cdir=$vmdir/cpr-mdev/$kver
+for f in vfio_cpr_mdev.c Kbuild; do
+	[ -f "$cpr_mdev_src/$f" ] || die "missing $cpr_mdev_src/$f"
+done
+sum=$(cat "$cpr_mdev_src/vfio_cpr_mdev.c" "$cpr_mdev_src/Kbuild" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$cdir/vfio_cpr_mdev.ko" ] || [ "$(cat "$cdir/.stamp" 2>/dev/null)" != "$sum" ]; then
+	say "building vfio_cpr_mdev.ko against $hdrs"
+	rm -rf "$cdir"
+	mkdir -p "$cdir"
+	cp "$cpr_mdev_src/vfio_cpr_mdev.c" "$cpr_mdev_src/Kbuild" "$cdir/"
+	make -s -C "$hdrs" M="$cdir" modules >"$cdir/build.log" 2>&1 || {
+		cat "$cdir/build.log" >&2
+		die "vfio_cpr_mdev.ko build failed"
+	}
+	# Our own module builds without a warning.
+	if grep -q 'warning:' "$cdir/build.log"; then
+		cat "$cdir/build.log" >&2
+		die "vfio_cpr_mdev.ko built with warnings (log: $cdir/build.log)"
+	fi
+	modinfo -F vermagic "$cdir/vfio_cpr_mdev.ko" | grep -q "^$kver " ||
+		die "vfio_cpr_mdev.ko vermagic does not match $kver"
+	echo "$sum" > "$cdir/.stamp"
+fi
+
 # 5. Record what was made.
 cat > "$kdir/vm.env.tmp" <<EOF
 # Written by scripts/vm/provision.sh; sourced by scripts/vm/run.sh.
@@ -275,6 +304,7 @@ VM_VMLINUZ='$vmlinuz'
 VM_MODROOT='$root'
 VM_MTTY_KO='$mdir/mtty.ko'
 VM_MTTY_SRC='$mtty_src'
+VM_CPR_MDEV_KO='$cdir/vfio_cpr_mdev.ko'
 EOF
 mv "$kdir/vm.env.tmp" "$kdir/vm.env"
 cp "$kdir/vm.env" "$vmdir/current.env"
