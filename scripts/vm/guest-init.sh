@@ -20,9 +20,13 @@
 # /etc/vfio_cpr/modules in order ("file.ko [params]" per line), binds the
 # listed PCI devices to vfio-pci, creates a fresh mtty instance, exports
 # VFIO_CPR_DEVICES (bound BDFs, then the mdev UUID, comma-separated) and
-# VFIO_CPR_MDEV, prints the start marker, runs the test command, prints the
-# end marker with its exit status and powers off.  Diagnostics are lines
-# starting with '# ', so the output between the markers stays valid KTAP.
+# VFIO_CPR_MDEV, creates a vfio_cpr_mdev instance and exports its UUID as
+# VFIO_CPR_PROBE_MDEV (empty if it could not be made; the probe of
+# selftests/vfio_cpr/mdev is a tool, not a device under test, so it is not
+# in VFIO_CPR_DEVICES), prints the start marker, runs the test command,
+# prints the end marker with its exit status and powers off.  Diagnostics
+# are lines starting with '# ', so the output between the markers stays
+# valid KTAP.
 # shellcheck disable=SC3040 # busybox ash has pipefail
 set -euo pipefail
 
@@ -175,9 +179,30 @@ else
 	diag "mtty: $types/$mtype not found (mtty.ko not loaded?)"
 fi
 
+# A vfio_cpr_mdev instance: the tests' probe of type1's DMA addresses and
+# of KVM-VFIO (selftests/vfio_cpr/mdev), never a device under test.
+probe=
+ptypes=/sys/class/mdev_bus/vfio_cpr_mdev/mdev_supported_types
+if [ -d "$ptypes/vfio_cpr_mdev-1" ]; then
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	if echo "$uuid" > "$ptypes/vfio_cpr_mdev-1/create" 2>/dev/null &&
+			[ -e "/sys/bus/mdev/devices/$uuid" ]; then
+		probe=$uuid
+		grp=$(readlink "/sys/bus/mdev/devices/$uuid/iommu_group" 2>/dev/null || true)
+		grp=${grp##*/}
+		diag "VFIO_CPR_PROBE_MDEV: created vfio_cpr_mdev-1 instance $uuid, iommu group ${grp:-none}, /dev/vfio/${grp:-?} $([ -c "/dev/vfio/$grp" ] && echo present || echo MISSING)"
+	else
+		diag "VFIO_CPR_PROBE_MDEV: creating vfio_cpr_mdev-1 instance $uuid FAILED"
+	fi
+else
+	diag "VFIO_CPR_PROBE_MDEV: $ptypes/vfio_cpr_mdev-1 not found (vfio_cpr_mdev.ko not loaded?)"
+fi
+
 export VFIO_CPR_DEVICES="$devices"
 export VFIO_CPR_MDEV="$mdev"
+export VFIO_CPR_PROBE_MDEV="$probe"
 diag "VFIO_CPR_DEVICES=$VFIO_CPR_DEVICES"
+diag "VFIO_CPR_PROBE_MDEV=$VFIO_CPR_PROBE_MDEV"
 
 # Open-file limit of the test command.
 nofile=$(cmdline_get vfio_cpr.nofile)

@@ -3,7 +3,8 @@
 #
 # Usage: scripts/vm/mkinitramfs.sh --kselftest-dir DIR [-o FILE]
 #            [--modroot DIR] [--kver RELEASE] [--mtty FILE|none]
-#            [--bind VVVV:DDDD,...] [--init FILE] [--bash]
+#            [--cpr-mdev FILE|none] [--bind VVVV:DDDD,...] [--init FILE]
+#            [--bash]
 #
 # Build the gzip'd cpio initramfs of the VM tier:
 #   /init               scripts/vm/guest-init.sh (or --init FILE)
@@ -16,7 +17,8 @@
 #                       irqbypass, kvm, kvm-amd (nested=1), ccp and their
 #                       dependencies, resolved on the host with
 #                       `modprobe -d MODROOT -S RELEASE --show-depends`;
-#                       then mtty.ko
+#                       then mtty.ko, then vfio_cpr_mdev.ko (the project's
+#                       probe mdev, selftests/vfio_cpr/mdev/)
 #   /kselftest          a copy of DIR, the output of `make -C
 #                       tools/testing/selftests TARGETS=vfio_cpr install
 #                       INSTALL_PATH=DIR` (run_kselftest.sh, kselftest/,
@@ -28,7 +30,11 @@
 # MODROOT = Debian's unpacked linux-image (a tree with lib/modules/RELEASE;
 # a lib/modules/RELEASE folder itself is accepted too), RELEASE = its only
 # release, mtty = the mtty.ko provision.sh built (used only when MODROOT
-# has no mtty module of its own and RELEASE is the one it was built for).
+# has no mtty module of its own and RELEASE is the one it was built for),
+# vfio_cpr_mdev = the one provision.sh built for RELEASE (VM_CPR_MDEV_KO of
+# .deps/vm/kernel/RELEASE/vm.env, else of current.env when it is for
+# RELEASE; used only when MODROOT has no vfio_cpr_mdev module of its own,
+# as build-kernel.sh's has).
 # --bind writes the default PCI id list (/etc/vfio_cpr/bind; the kernel
 # command line's vfio_cpr.bind= wins).  --bash also installs the host's
 # bash as /bin/bash (6.1's run_kselftest.sh and runner.sh run fine under
@@ -45,6 +51,7 @@ die() { echo "mkinitramfs: error: $*" >&2; exit 1; }
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit "${1:-0}"; }
 
 ksft='' out=$vmdir/initramfs.cpio.gz modroot='' kver='' mtty=default
+cpr_mdev=default
 init=$here/guest-init.sh bindlist='' want_bash=''
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -53,6 +60,7 @@ while [ $# -gt 0 ]; do
 	--modroot|--modules) modroot=$2; shift 2 ;;
 	--kver) kver=$2; shift 2 ;;
 	--mtty) mtty=$2; shift 2 ;;
+	--cpr-mdev) cpr_mdev=$2; shift 2 ;;
 	--bind) bindlist=$2; shift 2 ;;
 	--init) init=$2; shift 2 ;;
 	--bash) want_bash=1; shift ;;
@@ -64,7 +72,7 @@ done
 [ -d "$ksft" ] || die "no such directory: $ksft"
 [ -r "$init" ] || die "no such init script: $init"
 
-VM_MODROOT='' VM_KVER='' VM_MTTY_KO=''
+VM_MODROOT='' VM_KVER='' VM_MTTY_KO='' VM_CPR_MDEV_KO=''
 if [ -r "$vmdir/current.env" ]; then
 	# shellcheck disable=SC1091
 	. "$vmdir/current.env"
@@ -206,6 +214,17 @@ add_ko() { # PATH
 	name=${base%.ko}
 	echo "$base $(params_for "$name")" >> "$stage/etc/vfio_cpr/modules"
 }
+# RELEASE -> the vfio_cpr_mdev.ko provision.sh built for it, or nothing.
+provisioned_cpr_mdev() {
+	local env=$vmdir/kernel/$1/vm.env ko=''
+	if [ -r "$env" ]; then
+		ko=$(sed -n "s/^VM_CPR_MDEV_KO='\(.*\)'\$/\1/p" "$env" | tail -n 1)
+	fi
+	if [ -z "$ko" ] && [ "$1" = "$VM_KVER" ]; then
+		ko=$VM_CPR_MDEV_KO
+	fi
+	echo "$ko"
+}
 # MODULE -> its dependencies and itself, each once, in load order.
 add_with_deps() {
 	local deps kind path key
@@ -228,6 +247,7 @@ add_with_deps() {
 if [ -n "$nomods" ]; then
 	kver=none
 	[ "$mtty" = default ] || [ "$mtty" = none ] || add_ko "$mtty"
+	[ "$cpr_mdev" = default ] || [ "$cpr_mdev" = none ] || add_ko "$cpr_mdev"
 else
 	for m in irqbypass vfio vfio_iommu_type1 vfio_pci_core vfio-pci mdev kvm ccp kvm-amd; do
 		add_with_deps "$m" || echo "$m" >> "$stage/etc/vfio_cpr/modules.missing"
@@ -248,6 +268,22 @@ else
 		else
 			echo "mtty" >> "$stage/etc/vfio_cpr/modules.missing"
 			echo "mkinitramfs: warning: no mtty.ko for $kver (pass --mtty)" >&2
+		fi
+	fi
+	# vfio_cpr_mdev (needs vfio and mdev, loaded above): the tree's own
+	# if it has one, else the one provision.sh built for this release.
+	if [ "$cpr_mdev" = none ] || add_with_deps vfio_cpr_mdev; then
+		:
+	else
+		if [ "$cpr_mdev" = default ]; then
+			cpr_mdev=$(provisioned_cpr_mdev "$kver")
+		fi
+		if [ -n "$cpr_mdev" ]; then
+			[ -f "$cpr_mdev" ] || die "no such module: $cpr_mdev"
+			add_ko "$cpr_mdev"
+		else
+			echo "vfio_cpr_mdev" >> "$stage/etc/vfio_cpr/modules.missing"
+			echo "mkinitramfs: warning: no vfio_cpr_mdev.ko for $kver (pass --cpr-mdev)" >&2
 		fi
 	fi
 fi
