@@ -33,6 +33,7 @@
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/vectors.h"
 #include "vfio_cpr/vfio.h"
+#include "vfio_cpr/vfio_helper.h"
 
 #define VFIO_CONTAINER_PATH	"/dev/vfio/vfio"
 
@@ -739,6 +740,10 @@ int cpr_vfio_irq_disable(struct cpr_vfio_dev *d, unsigned int index)
 	if (index >= VFIO_PCI_NUM_IRQS)
 		return cpr_err(-EINVAL, "%s: disabling IRQ index %u", d->name,
 			       index);
+	if (d->helper) {
+		d->setup_ioctls++;	/* counted as set_irqs() does */
+		return cpr_helper_disable(d->helper, d->name, index);
+	}
 	return set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 0, NULL,
 			false);
 }
@@ -755,6 +760,8 @@ int cpr_vfio_irq_trigger(struct cpr_vfio_dev *d, unsigned int index,
 	ret = irq_range_check(d, index, vector, 1, "software trigger of");
 	if (ret)
 		return ret;
+	if (d->helper)
+		return cpr_helper_trigger(d->helper, d->name, index, vector);
 	return set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, index, vector, 1, NULL,
 			false);
 }
@@ -874,6 +881,9 @@ int cpr_vfio_intx_unmask(struct cpr_vfio_dev *d)
 	if (d->intx_fd < 0)
 		return cpr_err(-EINVAL, "%s: unmask INTx: INTx is not enabled",
 			       d->name);
+	if ((d->intx_unmask_by_ioctl || d->intx_unmask_fd < 0) && d->helper)
+		return cpr_helper_unmask(d->helper, d->name,
+					 VFIO_PCI_INTX_IRQ_INDEX, 0);
 	if (d->intx_unmask_by_ioctl || d->intx_unmask_fd < 0)
 		return set_irqs(d, VFIO_IRQ_SET_ACTION_UNMASK,
 				VFIO_PCI_INTX_IRQ_INDEX, 0, 1, NULL, false);

@@ -45,6 +45,7 @@
 #define CPR_VFIO_MTTY_DEVICE	0x3253
 
 struct cpr_vfio_dev;
+struct cpr_helper;
 
 enum cpr_vfio_iface {
 	CPR_VFIO_IFACE_GROUP,	/* container + group, type1 IOMMU */
@@ -119,6 +120,14 @@ struct cpr_vfio_dev {
 	bool intx_unmask_by_ioctl;	/* driver refused an unmask eventfd */
 	int err_fd;			/* "<dev>_err" [0] */
 	int req_fd;			/* "<dev>_req" [0] */
+
+	/*
+	 * Optional device helper (vfio_helper.h), not owned: when set,
+	 * cpr_vfio_irq_trigger(), the ioctl unmask of cpr_vfio_intx_unmask()
+	 * and cpr_vfio_irq_disable() ask it instead of issuing
+	 * VFIO_DEVICE_SET_IRQS here (a successor under the lockdown).
+	 */
+	struct cpr_helper *helper;
 };
 
 /*
