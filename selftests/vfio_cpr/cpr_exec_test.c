@@ -435,6 +435,7 @@ TEST(fd_audit_reports_leak)
 
 int main(int argc, char **argv)
 {
+	cpr_test_successor_enter(argc, argv);
 	if (argc >= 3 && !strcmp(argv[1], CPR_TEST_SUCCESSOR)) {
 		const char *arg = argc > 3 ? argv[3] : "";
 

@@ -5,6 +5,14 @@
  * where the harness's ASSERT macros are not available (the harness lives in
  * the predecessor's image).  The successor's exit status is the test's
  * result: 0 pass, 1 fail, KSFT_SKIP never.
+ *
+ * Every successor runs under the lockdown (vfio_cpr/lockdown.h) from its
+ * first instruction: cpr_test_exec_self() installs it just before the exec,
+ * cpr_test_spawn_self() in the child just before its execl(), and a test's
+ * main() calls cpr_test_successor_enter() first.  Where the kernel cannot
+ * filter (no CONFIG_SECCOMP_FILTER) or a tool does not pass seccomp(2) on
+ * (valgrind), successors run without it; cpr_lockdown_test skips and says
+ * so.
  */
 #ifndef VFIO_CPR_TEST_UTIL_H
 #define VFIO_CPR_TEST_UTIL_H
@@ -19,8 +27,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cpr_assert.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/kvm.h"
+#include "vfio_cpr/lockdown.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/transfer.h"
 
@@ -72,8 +82,53 @@ static inline int cpr_test_self_path(char *buf, size_t size)
 }
 
 /*
+ * The lockdown for a successor about to start, where it can be had: 0, or
+ * -errno when the kernel could filter but installing failed.
+ */
+static inline int cpr_test_lockdown(void)
+{
+	return cpr_lockdown_available() ? cpr_lockdown_install() : 0;
+}
+
+/* At a successor's exit: refused ioctls fail it, even ignored ones. */
+static inline void cpr_test_lockdown_exit_check(void)
+{
+	char what[512];
+
+	if (!cpr_lockdown_violations())
+		return;
+	fflush(stdout);
+	fprintf(stderr,
+		"# FAIL %s: the successor issued %u ioctl(s) that the lockdown refused: a successor must not touch the device\n"
+		"#   expected 0 refused, seen %s\n",
+		cpr_test_ctx[0] ? cpr_test_ctx : "lockdown",
+		cpr_lockdown_violations(),
+		cpr_lockdown_describe(what, sizeof(what)));
+	fflush(NULL);
+	_exit(CPR_TEST_EXIT_FAIL);	/* exit() again is undefined here */
+}
+
+/*
+ * First thing in main(): when started as a successor, re-install the
+ * lockdown's SIGSYS handler (handlers do not survive exec) and check the
+ * filter is in place where the kernel has one; refused ioctls then fail
+ * the successor when it exits.
+ */
+static inline void cpr_test_successor_enter(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], CPR_TEST_SUCCESSOR) ||
+	    !cpr_lockdown_available())
+		return;
+	CPR_ASSERT_OK(cpr_lockdown_enter(),
+		      "a successor must run under the lockdown from its first instruction");
+	CPR_ASSERT_EQ(0, atexit(cpr_test_lockdown_exit_check),
+		      "registering the lockdown's exit check");
+}
+
+/*
  * Exec this very test binary as the successor of @scenario, handing @st
- * over.  Returns only if the exec failed (-errno).
+ * over, under the lockdown.  Returns only if the exec failed (-errno):
+ * this process then stays under the lockdown.
  */
 static inline int cpr_test_exec_self(struct cpr_state *st,
 				     const char *scenario, const char *arg)
@@ -81,6 +136,8 @@ static inline int cpr_test_exec_self(struct cpr_state *st,
 	char self[4096], *argv[5];
 	int ret = cpr_test_self_path(self, sizeof(self));
 
+	if (!ret)
+		ret = cpr_test_lockdown();
 	if (ret)
 		return ret;
 	argv[0] = program_invocation_name;
@@ -93,8 +150,8 @@ static inline int cpr_test_exec_self(struct cpr_state *st,
 
 /*
  * Start this test binary as "--cpr-successor @scenario @sock @arg", a
- * process of its own: the successor of a socket handoff.  Its pid, or
- * -errno.
+ * process of its own under the lockdown: the successor of a socket
+ * handoff.  Its pid, or -errno.
  */
 static inline pid_t cpr_test_spawn_self(const char *scenario,
 					const char *sock, const char *arg)
@@ -110,6 +167,8 @@ static inline pid_t cpr_test_spawn_self(const char *scenario,
 	if (pid < 0)
 		return cpr_err(-errno, "forking the successor");
 	if (!pid) {
+		if (cpr_test_lockdown())
+			_exit(126);
 		execl(self, self, CPR_TEST_SUCCESSOR, scenario, sock, arg,
 		      (char *)NULL);
 		_exit(127);

@@ -354,6 +354,7 @@ TEST(successor_of_another_uid_is_refused)
 
 int main(int argc, char **argv)
 {
+	cpr_test_successor_enter(argc, argv);
 	if (argc >= 5 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
 	    !strcmp(argv[2], "transfer"))
 		return successor_main(argv[3], argv[4]);

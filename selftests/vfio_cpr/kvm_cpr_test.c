@@ -939,6 +939,7 @@ TEST(failed_exec_rolls_back_and_keeps_delivering)
 
 int main(int argc, char **argv)
 {
+	cpr_test_successor_enter(argc, argv);
 	cpr_test_raise_nofile();
 	if (argc >= 4 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
 	    !strcmp(argv[2], "kvm"))

@@ -1023,6 +1023,7 @@ int main(int argc, char **argv)
 	char *env = getenv("VFIO_CPR_DEVICES");
 	int i;
 
+	cpr_test_successor_enter(argc, argv);
 	cpr_test_raise_nofile();
 	if (argc >= 4 && !strcmp(argv[1], CPR_TEST_SUCCESSOR) &&
 	    !strcmp(argv[2], "vfio"))
