@@ -10,7 +10,8 @@
 set -uo pipefail
 
 dir=${1:?usage: $0 BUILD_DIR}
-tests=(cpr_state_test cpr_input_test cpr_exec_test cpr_transfer_test kvm_cpr_test)
+tests=(cpr_state_test cpr_input_test cpr_exec_test cpr_transfer_test kvm_cpr_test
+	cpr_lockdown_test)
 pass=0 fail=0 skip=0 rc=0
 
 must_run=0
