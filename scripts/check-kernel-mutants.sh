@@ -201,7 +201,8 @@ build_mutant() { # PATCH NAME
 # --- Boot the VM tier on a mutant; follow its KTAP.
 # Sets result (caught / survived / passed / failed), case, line.
 run_mutant() { # NAME EXPECT (empty: a variant, must pass)
-	local n=$1 expect=$2 log=$logs/$1.log cmd pid l prog='' cur='' seen_case=''
+	local n=$1 expect=$2 log=$logs/$1.log cmd pid l prog='' sub='' cur=''
+	local seen_case=''
 	local notok='' rc=0
 	cmd='./run_kselftest.sh -t vfio_cpr:kvm_cpr_test -t vfio_cpr:vfio_cpr_test -t vfio_cpr:cpr_transfer_test'
 	[ -n "$expect" ] || cmd='./run_kselftest.sh -c vfio_cpr'
@@ -215,15 +216,19 @@ run_mutant() { # NAME EXPECT (empty: a variant, must pass)
 	pid=$!
 	while IFS= read -r l; do
 		printf '%s\n' "$l" >> "$log"
+		# run_kselftest.sh prefixes "# "; a program's per-device
+		# subtests (vfio_cpr_test) are indented further.
 		if [[ $l =~ ^#\ selftests:\ vfio_cpr:\ ([^ ]+)$ ]]; then
-			prog=${BASH_REMATCH[1]}
-		elif [[ $l =~ ^#\ \#\ +RUN\ +([^ ]+) ]]; then
-			cur=$prog:${BASH_REMATCH[1]}
-		elif [[ $l =~ ^#\ not\ ok\ [0-9]+\ ([^ ]+) ]]; then
-			notok=${notok:-$prog:${BASH_REMATCH[1]}}
+			prog=${BASH_REMATCH[1]} sub=''
+		elif [[ $l =~ ^#[[:space:]]+#\ Subtest:\ ([^ ]+) ]]; then
+			sub=${BASH_REMATCH[1]}
+		elif [[ $l =~ ^#[[:space:]]+#[[:space:]]+RUN[[:space:]]+([^ ]+) ]]; then
+			cur=$prog${sub:+[$sub]}:${BASH_REMATCH[1]}
+		elif [[ $l =~ ^#[[:space:]]+not\ ok\ [0-9]+\ ([^ ]+) ]]; then
+			notok=${notok:-$prog${sub:+[$sub]}:${BASH_REMATCH[1]}}
 			if [ -n "$seen_case" ] && [ -z "$result" ]; then
 				result=caught
-				case=$prog:${BASH_REMATCH[1]}
+				case=$seen_case
 				kill -TERM "$pid" 2>/dev/null || true
 				break
 			fi
