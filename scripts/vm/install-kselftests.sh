@@ -30,6 +30,10 @@ done
 	{ echo "install-kselftests: --uapi $uapi holds no linux/vfio.h" >&2; exit 2; }
 
 "$top/scripts/setup-host.sh"
+# The target is copied into the shared tree, then built from there: one
+# install at a time (two checkouts of the project may share .deps).
+exec 8>"$ktree/.install-kselftests.lock"
+flock 8
 "$top/scripts/intree.sh" "$ktree" >/dev/null
 inst=$(mkdir -p "$inst" && cd "$inst" && pwd)
 obj=$inst-obj
