@@ -7,13 +7,21 @@
  *
  *   0x0000  IVT: 256 far pointers, vector v -> stub v
  *   0x0400  main loop: sti; hlt; jmp back
- *   0x0500  stubs, 8 bytes each: vectors from CPR_VECTOR_FIRST OUT their
- *           number to CPR_GUEST_PORT and IRET; lower ones (exceptions) OUT
- *           theirs to GUEST_FAULT_PORT and stop
+ *   0x0500  stubs, 8 bytes each: vectors from CPR_VECTOR_FIRST save the
+ *           registers, put their number in BL and jump to the common
+ *           handler; lower ones (exceptions) OUT theirs to GUEST_FAULT_PORT
+ *           and stop
+ *   0x0d00  common handler: EOI, OUT the vector to CPR_GUEST_PORT, IRET
  *   0x8000  top of vCPU 0's stack, each next vCPU's 1 KiB lower
  *
- * The guest never EOIs (no APIC access from real mode): after each report
- * the ISR bit is cleared from outside with KVM_GET_LAPIC/KVM_SET_LAPIC.
+ * The guest acknowledges its interrupts itself: its LAPIC is put in x2APIC
+ * mode (the x2APIC CPUID bit with KVM_SET_CPUID2, then EXTD in the APIC
+ * base MSR with KVM_SET_MSRS), in which the EOI register is MSR 0x80b, a
+ * WRMSR away even in real mode.  The handler EOIs before it reports, so
+ * that when KVM_RUN returns with the vector the ISR is clear again, and
+ * nothing outside the guest ever writes the LAPIC while it runs: a
+ * KVM_GET_LAPIC/KVM_SET_LAPIC from outside would overwrite an interrupt
+ * injected between the two.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -24,6 +32,7 @@
 #include <signal.h>
 #include <linux/types.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/ioctl.h>
@@ -38,12 +47,20 @@
 #define GUEST_MAIN		0x0400u
 #define GUEST_STUBS		0x0500u
 #define GUEST_STUB_SIZE		8u
+#define GUEST_COMMON		(GUEST_STUBS + 256 * GUEST_STUB_SIZE)
+#define GUEST_COMMON_SIZE	0x20u
 #define GUEST_STACK_TOP		0x8000u
 #define GUEST_STACK_SIZE	0x0400u
 #define GUEST_FAULT_PORT	(CPR_GUEST_PORT + 1)
-#define GUEST_IMAGE_END		(GUEST_STUBS + 256 * GUEST_STUB_SIZE)
+#define GUEST_IMAGE_END		(GUEST_COMMON + GUEST_COMMON_SIZE)
 
-#define APIC_ISR		0x100
+#define MSR_IA32_APICBASE	0x0000001bu
+#define APICBASE_EXTD		0x400ull	/* bit 10: x2APIC mode */
+#define APICBASE_ENABLE		0x800ull	/* bit 11 */
+#define MSR_X2APIC_EOI		0x0000080bu
+#define CPUID_1_EDX_APIC	0x00000200u	/* bit 9 */
+#define CPUID_1_ECX_X2APIC	0x00200000u	/* bit 21 */
+#define VECTOR_GP		13
 
 #if GUEST_FAULT_PORT > 0xff
 #error "OUT imm8 needs ports below 256"
@@ -71,16 +88,21 @@ static __u8 *put16(__u8 *p, __u16 w)
 	return put8(p, w >> 8);
 }
 
-static void guest_stub(__u8 *p, unsigned int vector)
+static __u8 *put32(__u8 *p, __u32 l)
+{
+	p = put16(p, l & 0xffff);
+	return put16(p, l >> 16);
+}
+
+static void guest_stub(__u8 *p, unsigned int stub, unsigned int vector)
 {
 	if (vector >= CPR_VECTOR_FIRST) {
-		p = put8(p, 0x50);		/* push ax */
-		p = put8(p, 0xb0);		/* mov al, imm8 */
+		p = put8(p, 0x66);		/* pushad (32-bit operands) */
+		p = put8(p, 0x60);
+		p = put8(p, 0xb3);		/* mov bl, imm8 */
 		p = put8(p, vector);		/*   the vector */
-		p = put8(p, 0xe6);		/* out imm8, al */
-		p = put8(p, CPR_GUEST_PORT);	/*   the port */
-		p = put8(p, 0x58);		/* pop ax */
-		p = put8(p, 0xcf);		/* iret */
+		p = put8(p, 0xe9);		/* jmp rel16 */
+		p = put16(p, GUEST_COMMON - (stub + 7));
 		put8(p, 0x90);			/* nop (padding) */
 		return;
 	}
@@ -92,6 +114,34 @@ static void guest_stub(__u8 *p, unsigned int vector)
 	p = put8(p, 0xf4);			/* hlt */
 	p = put8(p, 0xeb);			/* jmp rel8 */
 	put8(p, 0xfd);				/*   back to the hlt */
+}
+
+/*
+ * The handler every vector's stub jumps to, its number in BL: the EOI
+ * first (x2APIC EOI register: WRMSR, which takes 0 in EDX:EAX), then the
+ * report, so that the ISR bit is clear when KVM_RUN returns with it.  No
+ * interrupt comes in between: the CPU cleared IF when it took this one.
+ */
+static __u8 *guest_common(__u8 *p)
+{
+	p = put8(p, 0x66);			/* mov ecx, imm32 */
+	p = put8(p, 0xb9);
+	p = put32(p, MSR_X2APIC_EOI);		/*   the EOI MSR */
+	p = put8(p, 0x66);			/* xor eax, eax */
+	p = put8(p, 0x31);
+	p = put8(p, 0xc0);
+	p = put8(p, 0x66);			/* xor edx, edx */
+	p = put8(p, 0x31);
+	p = put8(p, 0xd2);
+	p = put8(p, 0x0f);			/* wrmsr */
+	p = put8(p, 0x30);
+	p = put8(p, 0x88);			/* mov al, bl */
+	p = put8(p, 0xd8);
+	p = put8(p, 0xe6);			/* out imm8, al */
+	p = put8(p, CPR_GUEST_PORT);		/*   the port */
+	p = put8(p, 0x66);			/* popad */
+	p = put8(p, 0x61);
+	return put8(p, 0xcf);			/* iret */
 }
 
 int cpr_vm_guest_load(struct cpr_vm *vm)
@@ -111,8 +161,13 @@ int cpr_vm_guest_load(struct cpr_vm *vm)
 
 		p = put16(mem + GUEST_IVT + 4 * v, stub);	/* offset */
 		put16(p, 0);				/* segment */
-		guest_stub(mem + stub, v);
+		guest_stub(mem + stub, stub, v);
 	}
+	p = guest_common(mem + GUEST_COMMON);
+	if (p > mem + GUEST_IMAGE_END)
+		return cpr_err(-EOVERFLOW,
+			       "loading the guest into vm fd %d: its handler overruns its %u bytes",
+			       vm->vm_fd, GUEST_COMMON_SIZE);
 
 	p = mem + GUEST_MAIN;
 	p = put8(p, 0xfb);			/* sti (after the next one) */
@@ -129,13 +184,73 @@ static void real_mode_seg(struct kvm_segment *s)
 	s->limit = 0xffff;
 }
 
+/*
+ * x2APIC mode for @vcpu's LAPIC, so that the guest can EOI with a WRMSR:
+ * KVM takes EXTD in the APIC base MSR only with the x2APIC bit in the
+ * vCPU's CPUID, which has to be set before its first KVM_RUN.  What the
+ * LAPIC holds (enable bit, LVTs, pending interrupts) stays as it was; its
+ * id becomes the x2APIC id, which KVM makes the vCPU's index, as the
+ * xAPIC id was: MSI routes to APIC id n still reach vCPU n.
+ */
+static int guest_x2apic(struct cpr_vm *vm, unsigned int vcpu)
+{
+	int fd = vm->vcpu_fd[vcpu];
+	struct kvm_cpuid2 *cpuid;
+	struct kvm_msrs *msrs;
+	int ret;
+
+	cpuid = calloc(1, sizeof(*cpuid) + sizeof(cpuid->entries[0]));
+	msrs = calloc(1, sizeof(*msrs) + sizeof(msrs->entries[0]));
+	if (!cpuid || !msrs) {
+		ret = cpr_err(-ENOMEM, "x2APIC set-up of vcpu %u", vcpu);
+		goto out;
+	}
+	cpuid->nent = 1;
+	cpuid->entries[0].function = 1;
+	cpuid->entries[0].ecx = CPUID_1_ECX_X2APIC;
+	cpuid->entries[0].edx = CPUID_1_EDX_APIC;
+	if (ioctl(fd, KVM_SET_CPUID2, cpuid) < 0) {
+		ret = cpr_err(-errno,
+			      "KVM_SET_CPUID2 vcpu %u (fd %d): leaf 1 with x2APIC",
+			      vcpu, fd);
+		goto out;
+	}
+
+	msrs->nmsrs = 1;
+	msrs->entries[0].index = MSR_IA32_APICBASE;
+	ret = ioctl(fd, KVM_GET_MSRS, msrs);
+	if (ret != 1) {
+		ret = cpr_err(ret < 0 ? -errno : -EIO,
+			      "KVM_GET_MSRS vcpu %u (fd %d): IA32_APIC_BASE",
+			      vcpu, fd);
+		goto out;
+	}
+	msrs->entries[0].data |= APICBASE_ENABLE | APICBASE_EXTD;
+	ret = ioctl(fd, KVM_SET_MSRS, msrs);
+	if (ret != 1)
+		ret = cpr_err(ret < 0 ? -errno : -EIO,
+			      "KVM_SET_MSRS vcpu %u (fd %d): IA32_APIC_BASE 0x%llx (x2APIC mode) refused",
+			      vcpu, fd,
+			      (unsigned long long)msrs->entries[0].data);
+	else
+		ret = 0;
+out:
+	free(cpuid);
+	free(msrs);
+	return ret;
+}
+
 int cpr_vm_guest_vcpu_init(struct cpr_vm *vm, unsigned int vcpu)
 {
 	int fd = vm->vcpu_fd[vcpu];
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
+	int ret;
 
+	ret = guest_x2apic(vm, vcpu);
+	if (ret)
+		return ret;
 	if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
 		return cpr_err(-errno, "KVM_GET_SREGS vcpu %u (fd %d)", vcpu,
 			       fd);
@@ -295,11 +410,14 @@ static int wait_bad_exit(struct cpr_vm *vm, unsigned int vcpu)
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		if (run->io.port == GUEST_FAULT_PORT &&
-		    run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1)
+		    run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1) {
+			unsigned int exc = *((__u8 *)run + run->io.data_offset);
+
 			return cpr_err(-EIO,
-				       "KVM_RUN vcpu %u (fd %d): guest exception %u",
-				       vcpu, fd,
-				       *((__u8 *)run + run->io.data_offset));
+				       "KVM_RUN vcpu %u (fd %d): guest exception %u%s",
+				       vcpu, fd, exc, exc != VECTOR_GP ? "" :
+				       " (#GP: was the handler's EOI, WRMSR 0x80b, refused? the LAPIC must be in x2APIC mode)");
+		}
 		snprintf(what, sizeof(what), " %s port 0x%x size %u",
 			 run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in",
 			 run->io.port, run->io.size);
@@ -330,28 +448,6 @@ static int wait_bad_exit(struct cpr_vm *vm, unsigned int vcpu)
 		       what, ip);
 }
 
-/* The guest cannot EOI: clear the ISR bit of @vector for it. */
-static int wait_eoi(struct cpr_vm *vm, unsigned int vcpu, unsigned int vector)
-{
-	int fd = vm->vcpu_fd[vcpu];
-	struct kvm_lapic_state s;
-	unsigned int off = APIC_ISR + 0x10 * (vector / 32);
-	__u32 isr;
-
-	if (ioctl(fd, KVM_GET_LAPIC, &s) < 0)
-		return cpr_err(-errno,
-			       "KVM_GET_LAPIC vcpu %u (fd %d) for the EOI of vector 0x%x",
-			       vcpu, fd, vector);
-	memcpy(&isr, &s.regs[off], sizeof(isr));
-	isr &= ~(1u << (vector % 32));
-	memcpy(&s.regs[off], &isr, sizeof(isr));
-	if (ioctl(fd, KVM_SET_LAPIC, &s) < 0)
-		return cpr_err(-errno,
-			       "KVM_SET_LAPIC vcpu %u (fd %d) for the EOI of vector 0x%x",
-			       vcpu, fd, vector);
-	return 0;
-}
-
 static int wait_run_loop(struct cpr_vm *vm, unsigned int vcpu, int timeout_ms,
 			 unsigned int *vector)
 {
@@ -380,8 +476,9 @@ static int wait_run_loop(struct cpr_vm *vm, unsigned int vcpu, int timeout_ms,
 		    run->io.direction != KVM_EXIT_IO_OUT ||
 		    run->io.size != 1 || run->io.count != 1)
 			return wait_bad_exit(vm, vcpu);
+		/* The guest has EOIed it already. */
 		*vector = *((__u8 *)run + run->io.data_offset);
-		return wait_eoi(vm, vcpu, *vector);
+		return 0;
 	}
 }
 

@@ -4,7 +4,7 @@
  * vCPUs with their LAPIC software-enabled, MSI routes staged and committed
  * in one KVM_SET_GSI_ROUTING per batch, irqfds, the KVM-VFIO pseudo device,
  * and a tiny real-mode guest whose halted vCPU takes an interrupt in its
- * handler and reports the vector with an OUT.
+ * handler, acknowledges it (EOI) itself and reports the vector with an OUT.
  */
 #ifndef VFIO_CPR_KVM_H
 #define VFIO_CPR_KVM_H
@@ -99,7 +99,10 @@ void cpr_vm_destroy(struct cpr_vm *vm);
 /*
  * Map guest memory at GPA 0, load the real-mode guest into it and make
  * every vCPU runnable at its entry (and, on Intel without unrestricted
- * guest, give KVM its real-mode TSS).  Once per VM; later calls return 0.
+ * guest, give KVM its real-mode TSS).  Each vCPU's LAPIC goes to x2APIC
+ * mode (KVM_SET_CPUID2 with the x2APIC bit, then the APIC base MSR),
+ * keeping what it holds: the guest EOIs through MSR 0x80b.  Once per VM;
+ * later calls return 0.
  */
 int cpr_vm_guest_setup(struct cpr_vm *vm);
 
@@ -173,14 +176,24 @@ int cpr_vm_lapic_irr(struct cpr_vm *vm, unsigned int vcpu, __u64 irr[4]);
 /* 1 if @vector is set in @vcpu's IRR, 0 if not, -errno on failure. */
 int cpr_vm_lapic_irr_test(struct cpr_vm *vm, unsigned int vcpu,
 			  unsigned int vector);
-/* Clear every IRR and ISR bit of @vcpu (an EOI for all, from outside). */
+/*
+ * Clear every IRR and ISR bit of @vcpu from outside, on purpose: for a
+ * test that wants an empty LAPIC before it raises something.  It is a
+ * KVM_GET_LAPIC/KVM_SET_LAPIC read-modify-write: an interrupt injected
+ * between the two (an irqfd signalled meanwhile, a relay, another thread)
+ * is overwritten, lost.  Never call it while interrupts that must arrive
+ * may be in flight, and never to acknowledge what the guest took (the
+ * guest EOIs itself).
+ */
 int cpr_vm_lapic_clear(struct cpr_vm *vm, unsigned int vcpu);
 
 /*
  * Run @vcpu (the real-mode guest, set up by cpr_vm_guest_setup() on the
- * first call, halts with interrupts enabled) until its
- * handler reports a vector through an OUT to CPR_GUEST_PORT; the ISR bit is
- * then cleared from outside so the next interrupt can come.  -ETIMEDOUT if
+ * first call, halts with interrupts enabled) until its handler reports a
+ * vector through an OUT to CPR_GUEST_PORT.  The handler has EOIed it by
+ * then (x2APIC EOI MSR, from inside the guest), so the next interrupt can
+ * come at once, and the LAPIC is never written from outside: an interrupt
+ * raised by any thread at any time is taken, none lost.  -ETIMEDOUT if
  * nothing came within @timeout_ms (< 0: no limit, 0 is -EINVAL); -EIO with
  * the exit reason for any other exit, or a guest exception.  The time limit
  * is a POSIX timer raising CPR_GUEST_WAIT_SIGNAL at the calling thread; its
@@ -192,7 +205,8 @@ int cpr_vm_guest_wait(struct cpr_vm *vm, unsigned int vcpu, int timeout_ms,
 /*
  * 1 if @vcpu stopped inside the real-mode guest's interrupt handler (an
  * interrupt was accepted, left the LAPIC's IRR, and is not reported yet: a
- * signal ended KVM_RUN in between), 0 if not, -errno.  A VMM must not hand
+ * signal ended KVM_RUN in between; its ISR bit is clear once the handler
+ * EOIed, just before it reports), 0 if not, -errno.  A VMM must not hand
  * off such a vCPU: run it until it reports (cpr_vm_guest_wait()).
  */
 int cpr_vm_guest_in_handler(struct cpr_vm *vm, unsigned int vcpu);
