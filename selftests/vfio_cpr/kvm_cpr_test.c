@@ -53,7 +53,10 @@
  * Beside the handoff chain, tests of their own:
  *   one_eventfd_in_two_vms: an eventfd moves to a second VM and back, and
  *	a second VM takes an eventfd that backs an irqfd (both kernel rules:
- *	refused with EBUSY from Linux 6.17, allowed before).
+ *	refused with EBUSY from Linux 6.17, allowed before);
+ *   guest_takes_every_interrupt_raised_meanwhile: a vector raised from
+ *	another thread while the guest takes interrupts in a loop is taken
+ *	every time (nothing rewrites the LAPIC from outside).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -63,6 +66,7 @@
 #include <linux/types.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1288,6 +1292,123 @@ TEST(one_eventfd_in_two_vms)
 	check_every_vector(vs, vm0, 0, false);
 	cpr_vectors_free(vs, true);
 	cpr_vm_destroy(vm0);
+	cpr_state_free(st);
+}
+
+#define EOI_RACE_MS	3000
+#define EOI_RACE_RAISES	5000
+/* Longest a raise may take to be taken before it counts as lost. */
+#define EOI_LOST_MS	2000
+
+/*
+ * Raises vector @b, one at a time, each once the guest took the one
+ * before, a few microseconds apart at random, for EOI_RACE_MS or
+ * EOI_RACE_RAISES raises.
+ */
+struct b_raiser {
+	struct cpr_vectors *vs;
+	unsigned int b;
+	unsigned int *taken_b;
+	unsigned int raised;
+	bool lost;
+	bool done;
+	int err;	/* errno of a failed write() */
+};
+
+static void *b_raise_run(void *arg)
+{
+	struct b_raiser *br = arg;
+	__u64 end = cpr_now_ns() + EOI_RACE_MS * 1000000ull, one = 1, until;
+	unsigned int seed = getpid(), raised = 0;
+
+	while (raised < EOI_RACE_RAISES && cpr_now_ns() < end) {
+		if (write(br->vs->v[br->b].kvm_fd, &one, sizeof(one)) !=
+		    sizeof(one)) {
+			br->err = errno;
+			break;
+		}
+		__atomic_store_n(&br->raised, ++raised, __ATOMIC_RELEASE);
+		until = cpr_now_ns() + EOI_LOST_MS * 1000000ull;
+		while (__atomic_load_n(br->taken_b, __ATOMIC_ACQUIRE) < raised &&
+		       cpr_now_ns() < until)
+			sched_yield();
+		if (__atomic_load_n(br->taken_b, __ATOMIC_ACQUIRE) < raised) {
+			br->lost = true;
+			break;
+		}
+		until = cpr_now_ns() + (rand_r(&seed) % 50) * 1000ull;
+		while (cpr_now_ns() < until)
+			;
+	}
+	__atomic_store_n(&br->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * The guest takes interrupts in a loop (vector A, raised again each time
+ * it was taken) while another thread raises vector B through its irqfd:
+ * every raise of B must be taken, once.  cpr_vm_guest_wait() must not
+ * acknowledge an interrupt by a KVM_GET_LAPIC/KVM_SET_LAPIC of the ISR
+ * from outside: a B injected between the two is overwritten.
+ */
+TEST(guest_takes_every_interrupt_raised_meanwhile)
+{
+	struct cpr_state *st = cpr_state_new();
+	unsigned int a_taken = 0, b_taken = 0, got, a, b;
+	struct b_raiser br = { 0 };
+	struct cpr_vectors *vs;
+	struct cpr_vm *vm;
+	pthread_t th;
+
+	test_begin();
+	cpr_test_context("2 vectors, the guest taking A in a loop while a thread raises B");
+	CPR_ASSERT_TRUE(st, "allocating a CPR state");
+	CPR_ASSERT_OK(cpr_vm_create(&vm, 1), "creating VM #0");
+	CPR_ASSERT_OK(cpr_vectors_create(st, DEV, CPR_IRQ_MSIX, 2,
+					 CPR_VEC_KVM, &vs),
+		      "creating 2 vectors");
+	CPR_ASSERT_OK(cpr_vectors_attach(vs, vm),
+		      "routing 2 vectors into VM #0 and assigning their irqfds");
+	check_every_vector(vs, vm, 0, false);
+	CPR_ASSERT_OK(cpr_vm_guest_setup(vm), "loading the real-mode guest");
+	a = lapic_vec(vs, 0);
+	b = lapic_vec(vs, 1);
+
+	br.vs = vs;
+	br.b = 1;
+	br.taken_b = &b_taken;
+	raise_vector(vs, 0);
+	CPR_ASSERT_EQ(pthread_create(&th, NULL, b_raise_run, &br), 0,
+		      "starting the thread that raises vector 1 (B)");
+	while (!__atomic_load_n(&br.done, __ATOMIC_ACQUIRE)) {
+		CPR_ASSERT_OK(cpr_vm_guest_wait(vm, 0, GUEST_WAIT_MS, &got),
+			      "VM #0's vCPU took nothing for %d ms after %u interrupts of vector 0 (A, raised again each time it is taken) and %u of vector 1 (B) of %u raised",
+			      GUEST_WAIT_MS, a_taken, b_taken,
+			      __atomic_load_n(&br.raised, __ATOMIC_RELAXED));
+		if (got == a) {
+			a_taken++;
+			raise_vector(vs, 0);
+		} else {
+			CPR_ASSERT_EQ(got, b,
+				      "VM #0's vCPU took LAPIC vector 0x%x; only 0x%x (A) and 0x%x (B) were raised",
+				      got, a, b);
+			__atomic_add_fetch(&b_taken, 1, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_join(th, NULL);
+	CPR_ASSERT_EQ(br.err, 0,
+		      "raising vector 1 (B): write() on eventfd %d failed: %s",
+		      vs->v[1].kvm_fd, strerror(br.err));
+	CPR_ASSERT_FALSE(br.lost,
+			 "vector 1 (B, LAPIC vector 0x%x) was raised %u times through its irqfd while VM #0's vCPU took vector 0 (A) in a loop, and the vCPU took it %u times: raise %u was lost (an interrupt injected while the LAPIC is rewritten from outside, KVM_GET_LAPIC then KVM_SET_LAPIC, is overwritten)",
+			 b, br.raised, b_taken, br.raised);
+	CPR_ASSERT_EQ(b_taken, br.raised,
+		      "vector 1 (B, LAPIC vector 0x%x) was taken more often than raised",
+		      b);
+	note("# vector B raised %u times while the guest took A %u times: each taken once\n",
+	     br.raised, a_taken);
+	cpr_vectors_free(vs, true);
+	cpr_vm_destroy(vm);
 	cpr_state_free(st);
 }
 
