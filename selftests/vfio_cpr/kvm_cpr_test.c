@@ -54,6 +54,8 @@
  *   one_eventfd_in_two_vms: an eventfd moves to a second VM and back, and
  *	a second VM takes an eventfd that backs an irqfd (both kernel rules:
  *	refused with EBUSY from Linux 6.17, allowed before);
+ *   unrelay_delivers_each_signal_once: signals raised right before
+ *	cpr_vectors_unrelay() are taken once, neither lost nor doubled;
  *   guest_takes_every_interrupt_raised_meanwhile: a vector raised from
  *	another thread while the guest takes interrupts in a loop is taken
  *	every time (nothing rewrites the LAPIC from outside).
@@ -1292,6 +1294,250 @@ TEST(one_eventfd_in_two_vms)
 	check_every_vector(vs, vm0, 0, false);
 	cpr_vectors_free(vs, true);
 	cpr_vm_destroy(vm0);
+	cpr_state_free(st);
+}
+
+/*
+ * A vCPU thread that runs the real-mode guest and counts what it takes,
+ * per LAPIC vector, while the test raises from outside.  Nothing clears
+ * the LAPIC from outside meanwhile: the guest EOIs itself.
+ */
+struct taker {
+	struct cpr_vm *vm;
+	pthread_t thread;
+	bool stop;
+	unsigned int taken[256];
+	int err;
+	char errmsg[CPR_ERRMSG_MAX];
+};
+
+static void *taker_run(void *arg)
+{
+	struct taker *t = arg;
+	unsigned int vec;
+	int ret;
+
+	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+		ret = cpr_vm_guest_wait(t->vm, 0, 100, &vec);
+		if (ret == -ETIMEDOUT)
+			continue;
+		if (ret) {
+			snprintf(t->errmsg, sizeof(t->errmsg), "%s",
+				 cpr_last_error());
+			__atomic_store_n(&t->err, ret, __ATOMIC_RELEASE);
+			break;
+		}
+		__atomic_add_fetch(&t->taken[vec & 0xff], 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static unsigned int taken(struct taker *t, unsigned int vec)
+{
+	return __atomic_load_n(&t->taken[vec], __ATOMIC_ACQUIRE);
+}
+
+static void taker_check(struct taker *t, unsigned long long no)
+{
+	CPR_ASSERT_EQ(__atomic_load_n(&t->err, __ATOMIC_ACQUIRE), 0,
+		      "the vCPU of VM #%llu stopped taking interrupts: %s", no,
+		      t->errmsg);
+}
+
+/* Whether the guest has taken LAPIC vector @vec @want times within @ms. */
+static bool taken_reaches(struct taker *t, unsigned long long no,
+			  unsigned int vec, unsigned int want, int ms)
+{
+	__u64 end = cpr_now_ns() + (__u64)ms * 1000000;
+
+	do {
+		taker_check(t, no);
+		if (taken(t, vec) >= want)
+			return true;
+		usleep(50);
+	} while (cpr_now_ns() < end);
+	return false;
+}
+
+static void taker_start(struct taker *t, struct cpr_vm *vm)
+{
+	memset(t, 0, sizeof(*t));
+	t->vm = vm;
+	CPR_ASSERT_OK(cpr_vm_guest_setup(vm), "loading the real-mode guest");
+	CPR_ASSERT_EQ(pthread_create(&t->thread, NULL, taker_run, t), 0,
+		      "starting the vCPU thread");
+}
+
+static void taker_stop(struct taker *t)
+{
+	__atomic_store_n(&t->stop, true, __ATOMIC_RELEASE);
+	pthread_join(t->thread, NULL);
+}
+
+/* The guest takes each vector, raised once, exactly once. */
+static void check_every_vector_taken(struct cpr_vectors *vs, struct taker *t,
+				     unsigned long long no)
+{
+	unsigned int i, vec, before;
+
+	for (i = 0; i < vs->nr; i++) {
+		vec = lapic_vec(vs, i);
+		before = taken(t, vec);
+		raise_vector(vs, i);
+		CPR_ASSERT_TRUE(taken_reaches(t, no, vec, before + 1,
+					      GUEST_WAIT_MS),
+				"vector %u, raised once, was not taken by VM #%llu's vCPU as 0x%x within %d ms",
+				i, no, vec, GUEST_WAIT_MS);
+		usleep(2000);
+		CPR_ASSERT_EQ(taken(t, vec), before + 1,
+			      "vector %u, raised once, was taken more than once by VM #%llu's vCPU",
+			      i, no);
+	}
+}
+
+/*
+ * cpr_vectors_relay() called from a thread that runs on @cpu only and
+ * under SCHED_IDLE: the relay thread it starts inherits both, so it reads
+ * an eventfd only when nothing else on that CPU can run.
+ */
+struct idle_relay {
+	struct cpr_vm *vm;
+	struct cpr_vectors *vs;
+	int cpu;
+	int ret;
+	char msg[CPR_ERRMSG_MAX];
+};
+
+static void *idle_relay_run(void *arg)
+{
+	struct idle_relay *ir = arg;
+	struct sched_param sp = { 0 };
+	cpu_set_t cpus;
+
+	CPU_ZERO(&cpus);
+	CPU_SET(ir->cpu, &cpus);
+	ir->ret = -pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+	if (!ir->ret)
+		ir->ret = -pthread_setschedparam(pthread_self(), SCHED_IDLE,
+						 &sp);
+	if (ir->ret) {
+		snprintf(ir->msg, sizeof(ir->msg),
+			 "running on CPU %d under SCHED_IDLE: %s", ir->cpu,
+			 strerror(-ir->ret));
+		return NULL;
+	}
+	ir->ret = cpr_vectors_relay(ir->vm, &ir->vs, 1);
+	snprintf(ir->msg, sizeof(ir->msg), "%s", cpr_last_error());
+	return NULL;
+}
+
+static void relay_at_idle(struct cpr_vectors *vs, struct cpr_vm *vm, int cpu)
+{
+	struct idle_relay ir = { .vm = vm, .vs = vs, .cpu = cpu };
+	pthread_t th;
+
+	CPR_ASSERT_EQ(pthread_create(&th, NULL, idle_relay_run, &ir), 0,
+		      "starting the thread that starts the relay");
+	pthread_join(th, NULL);
+	CPR_ASSERT_EQ(ir.ret, 0,
+		      "handing VM #0's irqfds to a relay thread on CPU %d under SCHED_IDLE: %s",
+		      cpu, ir.msg);
+}
+
+/* The first CPU this thread may run on; the thread is pinned there. */
+static int pin_here(void)
+{
+	cpu_set_t cpus;
+	int cpu;
+
+	CPR_ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(cpus),
+					     &cpus), 0,
+		      "reading the test thread's CPU affinity");
+	for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &cpus); cpu++)
+		;
+	CPR_ASSERT_LT(cpu, CPU_SETSIZE, "the test thread may run on no CPU");
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu, &cpus);
+	CPR_ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof(cpus),
+					     &cpus), 0,
+		      "pinning the test thread to CPU %d", cpu);
+	return cpu;
+}
+
+#define UNRELAY_VECTORS	4
+#define UNRELAY_CYCLES	20
+/* How long a second delivery of one raise is waited for. */
+#define DOUBLE_WATCH_MS	20
+
+/*
+ * A handoff given up under the relay: cpr_vectors_unrelay() must stop the
+ * relay thread before it gives the vectors their irqfds back.  In the
+ * other order a signal raised just before, which the thread has been woken
+ * for but not read yet, is injected twice: by KVM, which finds the count
+ * in the eventfd when the irqfd is assigned (and leaves it there), and by
+ * the thread, which reads that count right after.  Stopping first, the
+ * thread reads and injects it, and KVM finds nothing on assign; or the
+ * thread stops without it, and KVM injects it on assign: once either way.
+ *
+ * The window is made certain rather than likely: the guest's vCPU thread,
+ * this thread and the relay thread share one CPU, the relay thread under
+ * SCHED_IDLE, so that a signal raised here right before the unrelay is
+ * not read by the relay until this thread blocks (in the unrelay's join
+ * of the thread), and a second injection comes only after the vCPU has
+ * taken (and EOIed) the first.  Each cycle raises one vector once; the
+ * guest must take it exactly once.
+ */
+TEST(unrelay_delivers_each_signal_once)
+{
+	struct cpr_state *st = cpr_state_new();
+	unsigned int k, i, vec, before;
+	struct cpr_vectors *vs;
+	struct cpr_vm *vm;
+	struct taker t;
+	int cpu;
+
+	test_begin();
+	cpr_test_context("%u vectors, relay and unrelay of VM #0, %u cycles",
+			 UNRELAY_VECTORS, UNRELAY_CYCLES);
+	CPR_ASSERT_TRUE(st, "allocating a CPR state");
+	cpu = pin_here();
+	CPR_ASSERT_OK(cpr_vm_create(&vm, 1), "creating VM #0");
+	CPR_ASSERT_OK(cpr_vectors_create(st, DEV, CPR_IRQ_MSIX,
+					 UNRELAY_VECTORS, CPR_VEC_KVM, &vs),
+		      "creating %u vectors", UNRELAY_VECTORS);
+	CPR_ASSERT_OK(cpr_vectors_attach(vs, vm),
+		      "routing %u vectors into VM #0 and assigning their irqfds",
+		      UNRELAY_VECTORS);
+	check_every_vector(vs, vm, 0, false);
+	check_mask_and_unmask(vs, vm, 0, 0);
+
+	taker_start(&t, vm);
+	check_every_vector_taken(vs, &t, 0);
+	for (k = 0; k < UNRELAY_CYCLES; k++) {
+		i = k % vs->nr;
+		vec = lapic_vec(vs, i);
+		before = taken(&t, vec);
+		relay_at_idle(vs, vm, cpu);
+		raise_vector(vs, i);
+		CPR_ASSERT_OK(cpr_vectors_unrelay(vm),
+			      "giving VM #0 its irqfds back (cpr_vectors_unrelay()), cycle %u",
+			      k);
+		CPR_ASSERT_TRUE(taken_reaches(&t, 0, vec, before + 1,
+					      GUEST_WAIT_MS),
+				"vector %u, raised once right before cpr_vectors_unrelay() (cycle %u), was lost: VM #0's vCPU did not take it as 0x%x within %d ms",
+				i, k, vec, GUEST_WAIT_MS);
+		usleep(DOUBLE_WATCH_MS * 1000);
+		CPR_ASSERT_EQ(taken(&t, vec), before + 1,
+			      "vector %u, raised once right before cpr_vectors_unrelay() (cycle %u), was taken by VM #0's vCPU %u times: KVM injected it when its irqfd came back and the relay thread, still running, injected it again (the irqfd re-attached before the relay stopped)",
+			      i, k, taken(&t, vec) - before);
+	}
+	check_every_vector_taken(vs, &t, 0);
+	taker_stop(&t);
+	taker_check(&t, 0);
+	note("# %u cycles of relay, raise, unrelay: each raise taken once\n",
+	     UNRELAY_CYCLES);
+	cpr_vectors_free(vs, true);
+	cpr_vm_destroy(vm);
 	cpr_state_free(st);
 }
 
