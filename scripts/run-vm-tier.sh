@@ -41,11 +41,14 @@
 # anything skipped although the tier can run: always on Debian's kernel
 # (the guest has KVM, vfio-pci and mtty), and with VFIO_CPR_NO_SKIP=1 on
 # any kernel; a --kernel of your own may lack what a test needs, and its
-# skips are then only reported.  One exception: when the kernel's config
-# shows no CONFIG_IOMMUFD or no CONFIG_VFIO_DEVICE_CDEV (all of Debian's
-# kernels), the vfio_cpr_test cdev_* variants SKIP with "vfio cdev/iommufd
-# unavailable" and that is counted and shown, not a failure; on a kernel
-# that has both, they must run (build with --uapi).  QEMU, the kernel and
+# skips are then only reported.  Two exceptions, counted and shown, not
+# failures: a test that does not apply to the device it runs on (edu has
+# no MSI-X, mtty is no vfio-pci device...) SKIPs saying "not applicable: "
+# and why; and when the kernel's config shows no CONFIG_IOMMUFD or no
+# CONFIG_VFIO_DEVICE_CDEV (all of Debian's kernels), the vfio_cpr_test
+# cdev_* variants SKIP with "vfio cdev/iommufd unavailable"; on a kernel
+# that has both, they must run (build with --uapi).  vfio_cpr_test's
+# per-device subtests are counted case by case.  QEMU, the kernel and
 # mtty come from scripts/vm/provision.sh.
 set -euo pipefail
 
@@ -78,11 +81,16 @@ else
 	. "$env_file"
 	kconfig=$VM_MODROOT/boot/config-$VM_KVER
 fi
+# Skips that are not failures, '|'-separated: a device without what a test
+# checks (vfio_cpr_test says "not applicable: ..."), and the cdev variants
+# on a kernel without iommufd.
+skip_ok_list='not applicable: '
 cdev_skip_ok=
 if [ -r "$kconfig" ]; then
 	if ! grep -qE '^CONFIG_IOMMUFD=[ym]$' "$kconfig" ||
 			! grep -qE '^CONFIG_VFIO_DEVICE_CDEV=y$' "$kconfig"; then
 		cdev_skip_ok='vfio cdev/iommufd unavailable'
+		skip_ok_list="$skip_ok_list|$cdev_skip_ok"
 		echo "# vfio_cpr-vm: $kconfig: no CONFIG_IOMMUFD or CONFIG_VFIO_DEVICE_CDEV: the cdev_* variants will skip"
 	else
 		echo "# vfio_cpr-vm: $kconfig has CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV: the cdev_* variants must run"
@@ -106,7 +114,7 @@ t_built=$(now)
 
 # --- Run them in the guest; follow the KTAP stream as it comes.
 pass=0 fail=0 skip=0 skip_ok=0
-prog='' case_name='' t_prog=''
+prog='' case_name='' t_prog='' nested='' sub_fail=0
 declare -A p_pass=() p_fail=() p_skip=() p_time=() p_result=()
 blackouts=()
 sentinel='@@run-vm-tier: run.sh status '
@@ -114,10 +122,36 @@ run_rc=''
 hdr_re='^# selftests: vfio_cpr: ([^ ]+)$'
 res_re='^(not )?ok [0-9]+ selftests: vfio_cpr: ([^ ]+)(.*)$'
 case_re='^# (not )?ok [0-9]+ (.*)$'
-run_re='^# #  RUN +([^ ]+)'
+# A program's per-device subtests (vfio_cpr_test): its cases indented.
+sub_re='^# # Subtest: (.*)$'
+subcase_re='^#     (not )?ok [0-9]+ (.*)$'
+run_re='^#[[:space:]]+#[[:space:]]+RUN +([^ ]+)'
 # "# generation 1, 64 vectors: blackout ..." (kvm_cpr_test) or
-# "# 0000:00:03.0 MSI-X generation 1: blackout ..." (a device first)
-black_re='^# (# (.* )?generation [0-9]+.*blackout [0-9].*)$'
+# "# 0000:00:03.0 [...] MSI-X generation 1: blackout ..." (a device first)
+black_re='^#[[:space:]]+(# (.* )?generation [0-9]+.*blackout [0-9].*)$'
+# Does a skip line name a reason that is not a failure?
+skip_is_ok() {
+	local p
+	IFS='|' read -ra pats <<< "$skip_ok_list"
+	for p in "${pats[@]}"; do
+		[[ $1 != *"$p"* ]] || return 0
+	done
+	return 1
+}
+# Count one test case's result line (its text after "ok N ").
+count_case() { # NOT TEXT
+	if [[ $2 == *'# SKIP'* ]]; then
+		skip=$((skip + 1)) p_skip[$prog]=$((p_skip[$prog] + 1))
+		if skip_is_ok "$2"; then
+			skip_ok=$((skip_ok + 1))
+		fi
+	elif [ -n "$1" ]; then
+		fail=$((fail + 1)) p_fail[$prog]=$((p_fail[$prog] + 1))
+		sub_fail=$((sub_fail + 1))
+	else
+		pass=$((pass + 1)) p_pass[$prog]=$((p_pass[$prog] + 1))
+	fi
+}
 while IFS= read -r line; do
 	if [[ $line == "$sentinel"* ]]; then
 		run_rc=${line#"$sentinel"}
@@ -125,7 +159,7 @@ while IFS= read -r line; do
 	fi
 	printf '%s\n' "$line"
 	if [[ $line =~ $hdr_re ]]; then
-		prog=${BASH_REMATCH[1]} case_name='' t_prog=$(now)
+		prog=${BASH_REMATCH[1]} case_name='' t_prog=$(now) nested=''
 		p_pass[$prog]=0 p_fail[$prog]=0 p_skip[$prog]=0
 	elif [[ $line =~ $res_re ]]; then
 		p=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
@@ -142,16 +176,17 @@ while IFS= read -r line; do
 		fi
 		[ "$p" != "$prog" ] || [ -z "$t_prog" ] || p_time[$p]=$(secs "$t_prog" "$(now)")
 		prog='' t_prog=''
+	elif [ -n "$prog" ] && [[ $line =~ $sub_re ]]; then
+		nested=1 sub_fail=0
+	elif [ -n "$prog" ] && [[ $line =~ $subcase_re ]]; then
+		count_case "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
 	elif [ -n "$prog" ] && [[ $line =~ $case_re ]]; then
-		if [[ ${BASH_REMATCH[2]} == *'# SKIP'* ]]; then
-			skip=$((skip + 1)) p_skip[$prog]=$((p_skip[$prog] + 1))
-			if [ -n "$cdev_skip_ok" ] && [[ ${BASH_REMATCH[2]} == *"$cdev_skip_ok"* ]]; then
-				skip_ok=$((skip_ok + 1))
-			fi
-		elif [ -n "${BASH_REMATCH[1]}" ]; then
-			fail=$((fail + 1)) p_fail[$prog]=$((p_fail[$prog] + 1))
-		else
-			pass=$((pass + 1)) p_pass[$prog]=$((p_pass[$prog] + 1))
+		# With subtests, this is a device's summary: a failure not
+		# seen in its cases (a crash) still counts once.
+		if [ -z "$nested" ]; then
+			count_case "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+		elif [ -n "${BASH_REMATCH[1]}" ] && [ "$sub_fail" -eq 0 ]; then
+			count_case 1 "${BASH_REMATCH[2]}"
 		fi
 	elif [ -n "$prog" ] && [[ $line =~ ^'# 1..0 # SKIP' ]]; then
 		skip=$((skip + 1)) p_skip[$prog]=$((p_skip[$prog] + 1))
@@ -162,7 +197,7 @@ while IFS= read -r line; do
 	fi
 done < <(
 	rc=0
-	VFIO_CPR_SKIP_OK=$cdev_skip_ok \
+	VFIO_CPR_SKIP_OK=$skip_ok_list \
 		"$top/scripts/vm/run.sh" --kselftest-dir "$inst" "${run_args[@]}" || rc=$?
 	echo "$sentinel$rc"
 )
@@ -206,7 +241,7 @@ for p in "${!p_time[@]}"; do
 done
 echo "# vfio_cpr-vm: program times (host clock):${times:- none}"
 echo "# vfio_cpr-vm: total $(secs "$t_start" "$t_end")s (build and install $(secs "$t_start" "$t_built")s, VM $(secs "$t_built" "$t_end")s)"
-echo "vfio_cpr-vm: $pass passed, $fail failed, $skip skipped${cdev_skip_ok:+ ($skip_ok of them: cdev/iommufd, absent from this kernel)}"
+echo "vfio_cpr-vm: $pass passed, $fail failed, $skip skipped ($skip_ok of them not applicable to the device${cdev_skip_ok:+ or cdev/iommufd, absent from this kernel})"
 if [ ${#blackouts[@]} -gt 0 ]; then
 	echo "# vfio_cpr-vm: blackout diagnostics (TCG guest, nested KVM: one run, not benchmarks)"
 	last=''

@@ -39,10 +39,10 @@
 #
 # Exits non-zero on any `not ok` line, a QEMU timeout or crash, a missing
 # end marker, a non-zero status of the test command, or - when
-# VFIO_CPR_NO_SKIP=1 - any SKIP result but those whose line contains the
-# text of VFIO_CPR_SKIP_OK (when set: a feature the kernel is known to
-# lack, e.g. "vfio cdev/iommufd unavailable"; such skips are counted and
-# shown).  On failure the last 60 lines of the console log go to stderr.
+# VFIO_CPR_NO_SKIP=1 - any SKIP result but those whose line contains one
+# of the '|'-separated texts of VFIO_CPR_SKIP_OK (when set: what the
+# device or the kernel is known to lack, e.g. "not applicable: " or
+# "vfio cdev/iommufd unavailable"; such skips are counted and shown).  On failure the last 60 lines of the console log go to stderr.
 # Environment: VFIO_CPR_KVER (Debian kernel ABI, see provision.sh),
 # VFIO_CPR_NO_PROVISION=1 (do not call provision.sh; use
 # .deps/vm/current.env as it is), VFIO_CPR_QEMU (QEMU binary),
@@ -184,6 +184,16 @@ top_re='^(not )?ok [0-9]+'
 
 state=boot rc_guest='' qemu_rc='' n_notok=0 n_skip=0 n_skip_ok=0 n_ok_top=0 n_notok_top=0 t_begin=''
 skip_ok=${VFIO_CPR_SKIP_OK:-}
+# Does a SKIP line contain one of VFIO_CPR_SKIP_OK's '|'-separated texts?
+skip_is_ok() {
+	local p
+	[ -n "$skip_ok" ] || return 1
+	IFS='|' read -ra pats <<< "$skip_ok"
+	for p in "${pats[@]}"; do
+		[[ $1 != *"$p"* ]] || return 0
+	done
+	return 1
+}
 : > "$log"
 echo "# vm: $qemu ${qargs[*]}" >> "$log"
 while IFS= read -r line || [ -n "$line" ]; do
@@ -210,7 +220,7 @@ while IFS= read -r line || [ -n "$line" ]; do
 		printf '%s\n' "$line"
 		[[ $line =~ $notok_re ]] && n_notok=$((n_notok + 1))
 		if [[ $line =~ $skip_re ]]; then
-			if [ -n "$skip_ok" ] && [[ $line == *"$skip_ok"* ]]; then
+			if skip_is_ok "$line"; then
 				n_skip_ok=$((n_skip_ok + 1))
 			else
 				n_skip=$((n_skip + 1))
