@@ -267,6 +267,8 @@ static int send_fds(int sock, const int *fds, unsigned int nr)
 	} u;
 	unsigned int done = 0;
 
+	/* CMSG_SPACE pads an odd number of fds: nothing unset goes out. */
+	memset(&u, 0, sizeof(u));
 	while (done < nr) {
 		unsigned int n = nr - done < XFER_FDS_PER_MSG ? nr - done :
 				 XFER_FDS_PER_MSG;
