@@ -148,9 +148,9 @@ sums > "$work/sums.before"
 say "$(wc -l < "$work/sums.before") checksums taken ($(printf '%s ' "${all_files[@]}")and every module)"
 
 # --- The kselftests, against the own kernel's uapi, and the base initramfs.
-"$top/scripts/vm/install-kselftests.sh" "$top/build/vm-ksft" \
+"$top/scripts/vm/install-kselftests.sh" "$work/ksft" \
 	--uapi "$VM_UAPI_INCLUDE" >/dev/null
-"$top/scripts/vm/mkinitramfs.sh" --kselftest-dir "$top/build/vm-ksft" \
+"$top/scripts/vm/mkinitramfs.sh" --kselftest-dir "$work/ksft" \
 	--modroot "$VM_MODROOT" -o "$work/base.cpio.gz" 2>"$work/mkinitramfs.log" ||
 	{ cat "$work/mkinitramfs.log" >&2; die "mkinitramfs.sh failed"; }
 

@@ -54,6 +54,13 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 inst=$top/build/vm-ksft
+# One run at a time in this checkout: the install folder is shared.
+mkdir -p "$top/build"
+exec 9>"$top/build/.vm-tier.lock"
+if ! flock -n 9; then
+	echo "run-vm-tier: waiting for another VM-tier run of this checkout to finish" >&2
+	flock 9
+fi
 
 custom_cmd='' own_kernel='' uapi='' kconfig=''
 run_args=()
