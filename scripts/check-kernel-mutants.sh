@@ -128,6 +128,10 @@ restore_tree() {
 }
 # shellcheck disable=SC2317 # run by the traps
 on_exit() {
+	if [ -n "${build_pid:-}" ]; then
+		kill -TERM -- "-$build_pid" 2>/dev/null || true
+		wait "$build_pid" 2>/dev/null || true
+	fi
 	restore_tree
 	rm -rf "$work"
 }
@@ -156,8 +160,8 @@ say "$(wc -l < "$work/sums.before") checksums taken ($(printf '%s ' "${all_files
 
 # --- Build one mutant: apply, make modules, pack the changed ones, restore.
 # Sets "changed" (module names); returns 1 with "why" on failure.
-build_mutant() { # PATCH NAME
-	local p=$1 n=$2 stamp ko dest files
+build_mutant() { # PATCH NAME JOBS
+	local p=$1 n=$2 jobs=$3 stamp ko dest files
 	mapfile -t files < <(touched "$p")
 	journal_save "$own" "$src" "${files[@]}"
 	if ! patch -p1 -d "$src" --dry-run --forward -s < "$p" >> "$build_log" 2>&1; then
@@ -173,39 +177,74 @@ build_mutant() { # PATCH NAME
 	stamp=$work/stamp.$n
 	touch "$stamp"
 	sleep 1
-	echo "### $n: make modules" >> "$build_log"
-	if ! kmake -j"$(nproc)" modules >> "$build_log" 2>&1; then
+	echo "### $n: make -j$jobs modules" >> "$build_log"
+	if ! kmake -j"$jobs" modules >> "$build_log" 2>&1; then
 		restore_tree
 		why="its build failed (see $build_log)"
 		return 1
 	fi
 	journal_restore "$own"
 	dest=$own/mutants/$n
-	rm -rf "$dest" "$work/ovl"
-	mkdir -p "$dest" "$work/ovl/lib/modules/vfio_cpr"
+	rm -rf "$dest" "$work/ovl.$n"
+	mkdir -p "$dest" "$work/ovl.$n/lib/modules/vfio_cpr"
 	changed=''
 	while IFS= read -r ko; do
 		strip --strip-debug -o "$dest/$(basename "$ko")" "$ko"
-		cp "$dest/$(basename "$ko")" "$work/ovl/lib/modules/vfio_cpr/"
+		cp "$dest/$(basename "$ko")" "$work/ovl.$n/lib/modules/vfio_cpr/"
 		changed="$changed${changed:+ }$(basename "$ko" .ko)"
 	done < <(find "$obj" -name '*.ko' -newer "$stamp")
 	if [ -z "$changed" ]; then
 		why="no module changed (built into vmlinux?)"
 		return 1
 	fi
-	(cd "$work/ovl" && find . -print0 | LC_ALL=C sort -z |
+	(cd "$work/ovl.$n" && find . -print0 | LC_ALL=C sort -z |
 		cpio --null -o -H newc -R 0:0 --quiet) | gzip -1 -n > "$work/$n.cpio.gz"
 	return 0
 }
 
+# The next mutant builds while the guest tests this one: in the
+# background, in a process group of its own (set -m) so that an
+# interrupted run can stop all of it before the tree is restored, with
+# one make job (the guest, a TCG vCPU, has the other core).  Writes
+# $work/NAME.status: "ok MODULES..." or "fail WHY".
+build_pid=''
+build_start() { # PATCH NAME JOBS
+	set -m
+	(
+		trap - EXIT INT TERM HUP
+		why='' changed=''
+		if build_mutant "$1" "$2" "$3"; then
+			echo "ok $changed"
+		else
+			echo "fail $why"
+		fi > "$work/$2.status"
+	) &
+	build_pid=$!
+	set +m
+}
+build_wait() {
+	[ -n "$build_pid" ] || return 0
+	wait "$build_pid" || true
+	build_pid=''
+}
+
 # --- Boot the VM tier on a mutant; follow its KTAP.
 # Sets result (caught / survived / passed / failed), case, line.
-run_mutant() { # NAME EXPECT (empty: a variant, must pass)
+run_mutant() { # NAME EXPECT PATCH (EXPECT empty: a variant, must pass)
 	local n=$1 expect=$2 log=$logs/$1.log cmd pid l prog='' sub='' cur=''
-	local seen_case=''
+	local seen_case='' t progs
 	local notok='' rc=0
-	cmd='./run_kselftest.sh -t vfio_cpr:kvm_cpr_test -t vfio_cpr:vfio_cpr_test -t vfio_cpr:cpr_transfer_test'
-	[ -n "$expect" ] || cmd='./run_kselftest.sh -c vfio_cpr'
+	# The programs that exercise irqfds, routes and devices; the one
+	# closest to the code the patch touches first (a caught mutant
+	# stops the guest early).  A variant runs all three to the end.
+	progs='kvm_cpr_test vfio_cpr_test cpr_transfer_test'
+	if grep -qE '^\+\+\+ b/(drivers/|virt/kvm/vfio\.c)' "$3"; then
+		progs='vfio_cpr_test kvm_cpr_test cpr_transfer_test'
+	fi
+	cmd='./run_kselftest.sh'
+	for t in $progs; do
+		cmd="$cmd -t vfio_cpr:$t"
+	done
 	result='' case='' line=''
 	: > "$log"
 	rm -f "$work/vm.fifo"
@@ -238,6 +277,7 @@ run_mutant() { # NAME EXPECT (empty: a variant, must pass)
 		if [ -n "$expect" ] && [ -z "$seen_case" ] && [[ $l == *"$expect"* ]]; then
 			seen_case=${cur:-$prog}
 			line=${l#"${l%%[!# ]*}"}
+			line=${line#FAIL *: }
 		fi
 	done < "$work/vm.fifo"
 	wait "$pid" 2>/dev/null || rc=$?
@@ -258,24 +298,33 @@ run_mutant() { # NAME EXPECT (empty: a variant, must pass)
 }
 
 # --- The zoo.
-rows=() vrows=() caught=0 total=0 vbad=0 vtotal=0
-t_zoo=$(now)
+rows=() vrows=() caught=0 total=0 vbad=0 vtotal=0 todo=()
 for p in "${patches[@]}"; do
+	! selected "$(basename "$p" .patch)" || todo+=("$p")
+done
+t_zoo=$(now)
+[ ${#todo[@]} -eq 0 ] || build_start "${todo[0]}" "$(basename "${todo[0]}" .patch)" "$(nproc)"
+for i in "${!todo[@]}"; do
+	p=${todo[$i]}
 	n=$(basename "$p" .patch)
-	selected "$n" || continue
 	t0=$(now)
 	inv=$(header "$p" Invariant)
 	expect=$(header "$p" Expect)
 	variant=
 	[ "$(header "$p" Expect-result)" != pass ] || variant=1 expect=''
-	why='' changed=''
-	if build_mutant "$p" "$n"; then
+	build_wait
+	read -r status changed < "$work/$n.status" || status=fail changed='no build status'
+	if [ $((i + 1)) -lt ${#todo[@]} ]; then
+		next=${todo[$((i + 1))]}
+		build_start "$next" "$(basename "$next" .patch)" 1
+	fi
+	if [ "$status" = ok ]; then
 		say "$n: built ($changed); booting"
-		run_mutant "$n" "$expect"
+		run_mutant "$n" "$expect" "$p"
 	else
 		result=${variant:+failed}
 		result=${result:-survived}
-		case=none line="not run: $why"
+		case=none line="not run: $changed"
 	fi
 	t=$(secs "$t0" "$(now)")
 	say "$n: $result${case:+ by $case} (${t}s)"
@@ -290,6 +339,7 @@ for p in "${patches[@]}"; do
 		rows+=("$n|$inv|$case|$line|$t")
 	fi
 done
+build_wait
 
 # --- Back to the normal kernel, byte for byte.
 restore_tree || die "the final rebuild failed"
@@ -305,7 +355,7 @@ cut80() { awk -v w="$2" '{ s = $0; if (length(s) > w) s = substr(s, 1, w - 3) ".
 printf '\n| mutant | invariant | caught by | failure line | s |\n|---|---|---|---|---|\n'
 for r in "${rows[@]}"; do
 	IFS='|' read -r n inv c l t <<< "$r"
-	printf '| %s | %s | %s | %s | %s |\n' "$n" "$inv" "$c" "$(cut80 "$l" 110)" "$t"
+	printf '| %s | %s | %s | %s | %s |\n' "$n" "$inv" "$c" "$(cut80 "$l" 200)" "$t"
 done
 echo
 echo "kernel mutants: $caught caught of $total"
