@@ -134,6 +134,13 @@ check-vm-iommufd: setup
 	$(TOP)/scripts/run-vm-tier.sh --kernel "$$VM_VMLINUX" \
 		--modules "$$VM_MODROOT" --uapi "$$VM_UAPI_INCLUDE"
 
+# The kernel mutant zoo: each patch in scripts/kernel-mutants breaks one
+# behaviour CPR relies on in the own kernel (modules rebuilt, tree restored
+# at once and checked byte-identical at the end); the VM tier must fail on
+# each, saying what broke.  Prints "kernel mutants: N caught of N".
+check-kernel-mutants: setup
+	$(TOP)/scripts/check-kernel-mutants.sh
+
 check-intree: setup
 	$(TOP)/scripts/check-intree.sh
 
@@ -161,6 +168,7 @@ check: setup
 	$(MAKE) -s check-vm-prog
 	$(MAKE) -s check-vm-newer
 	$(MAKE) -s check-vm-iommufd
+	$(MAKE) -s check-kernel-mutants
 	$(MAKE) -s check-newer-harness
 	$(MAKE) -s check-intree
 	$(MAKE) -s checkpatch check-kconfig
@@ -172,4 +180,4 @@ clean:
 		2>/dev/null || true
 
 .PHONY: all setup lib lib-llvm install bench bench-host bench-vm check-prog check-vm-prog soak check-valgrind selftests selftests-llvm run check check-host \
-	check-san fuzz fuzz-smoke check-vm check-vm-newer check-vm-iommufd check-newer-harness check-intree checkpatch check-kconfig clean
+	check-san fuzz fuzz-smoke check-vm check-vm-newer check-vm-iommufd check-kernel-mutants check-newer-harness check-intree checkpatch check-kconfig clean
