@@ -8,7 +8,9 @@
 # This builds them, with gcc and with LLVM=1, -Werror, against the
 # tools/testing/selftests of Debian's linux-source-6.12 (the tree
 # scripts/vm/build-kernel.sh extracts; run here if it is not there yet)
-# and runs the host tier with the gcc build.
+# and runs the host tier with the gcc build; every program's KTAP must
+# then parse with the kernel's own parser (scripts/check-ktap.sh: the 6.1
+# harness prints skipped cases without their name, newer ones do not).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,3 +31,4 @@ for llvm in 0 1; do
 		USERCFLAGS=-Werror $([ $llvm = 1 ] && echo LLVM=1)
 done
 "$top/scripts/run-host-tier.sh" "$top/build/selftests-harness-$ver-llvm0"
+"$top/scripts/check-ktap.sh" "$top/build/selftests-harness-$ver-llvm0"/ktap/*.ktap

@@ -6,7 +6,8 @@
 #
 # Exits non-zero if any test failed, or if a test skipped although this
 # machine has what it needs (/dev/kvm): a tier that can run must run.
-# With VFIO_CPR_NO_SKIP=1 (CI) any skip at all is a failure.
+# With VFIO_CPR_NO_SKIP=1 (CI) any skip at all is a failure.  Each
+# program's output is kept in BUILD_DIR/ktap/PROGRAM.ktap.
 set -uo pipefail
 
 dir=${1:?usage: $0 BUILD_DIR}
@@ -20,7 +21,8 @@ must_run=0
 
 for t in "${tests[@]}"; do
 	echo "# ===== $t"
-	log=$(mktemp)
+	mkdir -p "$dir/ktap"
+	log=$dir/ktap/$t.ktap
 	(cd "$dir" && "./$t") 2>&1 | tee "$log"
 	status=${PIPESTATUS[0]}
 	p=$(grep -cE '^ok [0-9]+ ' "$log" | head -1)
@@ -39,7 +41,6 @@ for t in "${tests[@]}"; do
 		echo "# $t skipped $s test(s) although the host tier must run here (/dev/kvm usable or VFIO_CPR_NO_SKIP=1)"
 		rc=1
 	fi
-	rm -f "$log"
 done
 [ "$fail" -eq 0 ] || rc=1
 echo "# host tier done"

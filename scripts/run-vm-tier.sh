@@ -130,7 +130,7 @@ hdr_re='^# selftests: vfio_cpr: ([^ ]+)$'
 res_re='^(not )?ok [0-9]+ selftests: vfio_cpr: ([^ ]+)(.*)$'
 case_re='^# (not )?ok [0-9]+ (.*)$'
 # A program's per-device subtests (vfio_cpr_test): its cases indented.
-sub_re='^# # Subtest: (.*)$'
+sub_re='^#[[:space:]]+# Subtest: (.*)$'
 subcase_re='^#     (not )?ok [0-9]+ (.*)$'
 run_re='^#[[:space:]]+#[[:space:]]+RUN +([^ ]+)'
 # "# generation 1, 64 vectors: blackout ..." (kvm_cpr_test) or

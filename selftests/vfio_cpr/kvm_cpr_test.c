@@ -1669,7 +1669,7 @@ int main(int argc, char **argv)
 	    !strcmp(argv[2], "kvm-xfer"))
 		return successor_kvm_xfer(argv[3], argv[4]);
 	if (access("/dev/kvm", R_OK | W_OK))
-		ksft_exit_skip("/dev/kvm not usable (%s): KVM tests need it\n",
-			       strerror(errno));
+		cpr_test_skip_all("/dev/kvm not usable (%s): KVM tests need it",
+				  strerror(errno));
 	return test_harness_run(argc, argv);
 }

@@ -1596,17 +1596,21 @@ static int run_each_device(char *const *devs, unsigned int n, char **argv)
 {
 	unsigned int i, failed = 0, skipped = 0;
 	char self[PATH_MAX], label[128], line[4096];
+	bool versions = !getenv("KSFT_TAP_LEVEL");
 
 	CPR_ASSERT_OK(cpr_test_self_path(self, sizeof(self)),
 		      "finding this program's path failed");
-	printf("TAP version 13\n1..%u\n", n);
+	ksft_print_header();
+	printf("1..%u\n", n);
 	for (i = 0; i < n; i++) {
 		int pfd[2], status;
 		pid_t pid;
 		FILE *in;
 
 		device_label(devs[i], label, sizeof(label));
-		printf("# Subtest: %s\n", label);
+		if (versions)
+			printf("    TAP version 13\n");
+		printf("    # Subtest: %s\n", label);
 		fflush(stdout);
 		CPR_ASSERT_SYS(pipe2(pfd, O_CLOEXEC), "pipe2 failed");
 		pid = fork();
@@ -1615,6 +1619,8 @@ static int run_each_device(char *const *devs, unsigned int n, char **argv)
 			dup2(pfd[1], STDOUT_FILENO);
 			dup2(pfd[1], STDERR_FILENO);
 			setenv("VFIO_CPR_DEVICES", devs[i], 1);
+			/* The version line is printed above, for the subtest. */
+			setenv("KSFT_TAP_LEVEL", "1", 1);
 			execl(self, argv[0], (char *)NULL);
 			_exit(127);
 		}
@@ -1671,16 +1677,12 @@ int main(int argc, char **argv)
 	for (tok = strtok_r(list, ", ", &save); tok && n < ARRAY_SIZE(devs);
 	     tok = strtok_r(NULL, ", ", &save))
 		devs[n++] = tok;
-	if (!n) {
-		printf("TAP version 13\n");
-		ksft_exit_skip("no device given: set %s=BDF or UUID, or pass one as the argument\n",
-			       "VFIO_CPR_DEVICES");
-	}
-	if (access("/dev/kvm", R_OK | W_OK)) {
-		printf("TAP version 13\n");
-		ksft_exit_skip("/dev/kvm not usable (%s): VFIO CPR tests need KVM\n",
-			       strerror(errno));
-	}
+	if (!n)
+		cpr_test_skip_all("%s",
+				  "no device given: set VFIO_CPR_DEVICES=BDF or UUID, or pass one as the argument");
+	if (access("/dev/kvm", R_OK | W_OK))
+		cpr_test_skip_all("/dev/kvm not usable (%s): VFIO CPR tests need KVM",
+				  strerror(errno));
 	if (n > 1)
 		return run_each_device(devs, n, argv);
 	snprintf(device_name, sizeof(device_name), "%s", devs[0]);
