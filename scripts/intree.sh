@@ -4,9 +4,10 @@
 # Put the vfio_cpr kselftest target into a kernel tree, self-contained:
 #	scripts/intree.sh /path/to/linux
 # gives tools/testing/selftests/vfio_cpr with the tests, config, settings,
-# the library it needs under vfio_cpr/lib (sources, headers, .mk), and the
-# source of the vfio_cpr_mdev probe module under vfio_cpr/mdev (built out
-# of tree: make -C <kernel build tree> M=<a copy of it> modules).
+# the library it needs under vfio_cpr/lib (sources, its private headers,
+# the API's headers, .mk), and the source of the vfio_cpr_mdev probe module
+# under vfio_cpr/mdev (built out of tree: make -C <kernel build tree>
+# M=<a copy of it> modules).
 # Then, in the kernel tree:
 #	make -C tools/testing/selftests TARGETS=vfio_cpr run_tests
 set -euo pipefail
@@ -25,7 +26,7 @@ rm -rf "$dst"
 mkdir -p "$dst/lib/include/vfio_cpr" "$dst/mdev"
 cp "$top"/selftests/vfio_cpr/{Makefile,config,settings} "$dst/"
 cp "$top"/selftests/vfio_cpr/*.c "$top"/selftests/vfio_cpr/*.h "$dst/"
-cp "$top"/user/lib/*.c "$top"/user/lib/libvfio_cpr.mk "$dst/lib/"
+cp "$top"/user/lib/*.[ch] "$top"/user/lib/libvfio_cpr.mk "$dst/lib/"
 cp "$top"/user/include/vfio_cpr/*.h "$dst/lib/include/vfio_cpr/"
 cp "$top"/selftests/vfio_cpr/mdev/{Kbuild,vfio_cpr_mdev.c} "$dst/mdev/"
 echo "intree: vfio_cpr target in $dst"

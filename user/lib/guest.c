@@ -43,6 +43,8 @@
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/log.h"
 
+#include "internal.h"
+
 #define GUEST_IVT		0x0000u
 #define GUEST_MAIN		0x0400u
 #define GUEST_STUBS		0x0500u

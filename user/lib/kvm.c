@@ -26,6 +26,8 @@
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/log.h"
 
+#include "internal.h"
+
 #define KVM_DEV_PATH		"/dev/kvm"
 #define GUEST_MEM_SIZE		0x10000u	/* 64 KiB at GPA 0 */
 

@@ -15,10 +15,13 @@ LIBVFIO_CPR_INCDIR := $(firstword $(wildcard $(LIBVFIO_CPR_DIR)/include \
 LIBVFIO_CPR_SRC := $(sort $(wildcard $(LIBVFIO_CPR_DIR)/*.c))
 LIBVFIO_CPR_OBJ := $(patsubst $(LIBVFIO_CPR_DIR)/%.c,$(LIBVFIO_CPR_OUT)/%.o,\
 		     $(LIBVFIO_CPR_SRC))
+# The API's headers, and the library's own beside its sources.
 LIBVFIO_CPR_HDR := $(wildcard $(LIBVFIO_CPR_INCDIR)/vfio_cpr/*.h)
+LIBVFIO_CPR_OWN_HDR := $(wildcard $(LIBVFIO_CPR_DIR)/*.h)
 LIBVFIO_CPR_INC := -I$(LIBVFIO_CPR_INCDIR)
 
-$(LIBVFIO_CPR_OUT)/%.o: $(LIBVFIO_CPR_DIR)/%.c $(LIBVFIO_CPR_HDR)
+$(LIBVFIO_CPR_OUT)/%.o: $(LIBVFIO_CPR_DIR)/%.c $(LIBVFIO_CPR_HDR) \
+			 $(LIBVFIO_CPR_OWN_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wunused-parameter $(CPPFLAGS) $(LIBVFIO_CPR_INC) \
 		-c $< -o $@

@@ -23,6 +23,8 @@
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/vectors.h"
 
+#include "internal.h"
+
 /* Layout of the "<dev>_msi" section. */
 #define CPR_MSI_SEC_VERSION	1
 

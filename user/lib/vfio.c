@@ -35,6 +35,8 @@
 #include "vfio_cpr/vfio.h"
 #include "vfio_cpr/vfio_helper.h"
 
+#include "internal.h"
+
 #define VFIO_CONTAINER_PATH	"/dev/vfio/vfio"
 
 const char *cpr_vfio_irq_name(unsigned int index)

@@ -36,6 +36,8 @@
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/vfio.h"
 
+#include "internal.h"
+
 #if defined(VFIO_DEVICE_BIND_IOMMUFD) && defined(__has_include)
 #if __has_include("linux/iommufd.h")
 #include <linux/iommufd.h>

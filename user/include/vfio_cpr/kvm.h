@@ -220,13 +220,4 @@ int cpr_vm_vfio_dev(struct cpr_vm *vm);
 int cpr_vm_vfio_add_group(struct cpr_vm *vm, int group_fd);
 int cpr_vm_vfio_del_group(struct cpr_vm *vm, int group_fd);
 
-/*
- * Library-internal, from guest.c for kvm.c: write the guest image into
- * vm->mem, and point @vcpu at it (real-mode registers, own stack, runnable).
- */
-int cpr_vm_guest_load(struct cpr_vm *vm);
-int cpr_vm_guest_vcpu_init(struct cpr_vm *vm, unsigned int vcpu);
-/* From vectors.c for cpr_vm_destroy(): end a relay left running. */
-void cpr_vm_relay_end(struct cpr_vm *vm);
-
 #endif /* VFIO_CPR_KVM_H */

@@ -161,7 +161,7 @@ int cpr_vfio_take_over(struct cpr_state *st, const char *name,
  * that is not @iface (cpr_vfio_open() accepts either on reuse and opens
  * fresh through the group interface).  cdev needs it built with 6.6+ uapi
  * headers, /dev/iommu and the device's vfio-dev/vfioN node: see
- * cpr_vfio_cdev_supported().
+ * cpr_vfio_iface_supported().
  */
 int cpr_vfio_open_iface(struct cpr_state *st, const char *name,
 			enum cpr_vfio_iface iface, struct cpr_vfio_dev **out);
@@ -303,20 +303,6 @@ int cpr_vfio_dma_unmap_vaddr(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
 /* After exec: give the successor's vaddr (VFIO_DMA_MAP_FLAG_VADDR). */
 int cpr_vfio_dma_update_vaddr(struct cpr_vfio_dev *d, __u64 iova,
 			      void *vaddr, __u64 size);
-
-/*
- * Library-internal, from vfio_cdev.c for vfio.c: the cdev interface's
- * fresh open (sets device_fd, iommufd, ids, saves the section; the caller
- * saves the fds), section load/delete, and its DMA operations.
- */
-int cpr_vfio_cdev_supported(const char *name, bool is_mdev);
-int cpr_vfio_cdev_open_fresh(struct cpr_vfio_dev *d);
-int cpr_vfio_cdev_load(struct cpr_vfio_dev *d);
-void cpr_vfio_cdev_forget(struct cpr_vfio_dev *d);
-int cpr_vfio_cdev_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
-			  int fd, __u64 off, __u64 size);
-int cpr_vfio_cdev_dma_unmap(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
-int cpr_vfio_cdev_change_process(struct cpr_vfio_dev *d);
 
 /* "INTx", "MSI", "MSI-X", "ERR", "REQ" for a VFIO_PCI_*_IRQ_INDEX. */
 const char *cpr_vfio_irq_name(unsigned int index);
