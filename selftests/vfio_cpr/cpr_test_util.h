@@ -32,10 +32,66 @@
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/lockdown.h"
 #include "vfio_cpr/log.h"
+#include "vfio_cpr/state.h"
 #include "vfio_cpr/transfer.h"
 
 /* argv[1] of a test binary started as a successor. */
 #define CPR_TEST_SUCCESSOR	"--cpr-successor"
+
+/*
+ * Asserting forms of the library calls the tests make most often, beside
+ * the library's own, which return -errno (or NULL) for the caller to judge:
+ * each fails the test saying what it was doing, with the library's error.
+ * A test that expects a call to fail, or whose check says more than "it
+ * worked", calls the library itself.
+ */
+static inline int __cpr_test_state_new(struct cpr_state **st)
+{
+	*st = cpr_state_new();
+	return *st ? 0 : -ENOMEM;
+}
+
+static inline struct cpr_state *cpr_test_state_new(void)
+{
+	struct cpr_state *st;
+
+	CPR_ASSERT_OK(__cpr_test_state_new(&st), "allocating a CPR state");
+	return st;
+}
+
+static inline void cpr_test_save_fd(struct cpr_state *st, const char *name,
+				    __u32 index, int fd)
+{
+	CPR_ASSERT_OK(cpr_state_save_fd(st, name, index, fd),
+		      "saving fd %d as '%s'[%u] in the CPR state", fd, name,
+		      index);
+}
+
+static inline void cpr_test_set_section(struct cpr_state *st,
+					const char *name, const void *data,
+					size_t len)
+{
+	CPR_ASSERT_OK(cpr_state_set_section(st, name, data, len),
+		      "setting section '%s' (%zu bytes) in the CPR state", name,
+		      len);
+}
+
+static inline void cpr_test_set_u64(struct cpr_state *st, const char *name,
+				    __u64 val)
+{
+	CPR_ASSERT_OK(cpr_state_set_u64(st, name, val),
+		      "setting section '%s' to %llu in the CPR state", name,
+		      (unsigned long long)val);
+}
+
+/* Serialise @st into a malloc'd buffer (the caller frees it). */
+static inline void cpr_test_state_to_buf(const struct cpr_state *st,
+					 void **buf, size_t *len)
+{
+	CPR_ASSERT_OK(cpr_state_to_buf(st, buf, len),
+		      "serialising a CPR state of %u fd(s) and %u section(s)",
+		      cpr_state_nr_fds(st), cpr_state_nr_sections(st));
+}
 
 /*
  * Fail the successor: say where, what was expected, the library's last
@@ -218,17 +274,26 @@ static inline int cpr_test_wait_successor(pid_t pid)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+/* cpr_resume() as 0 or -errno; @got is what it returned. */
+static inline int __cpr_test_resume(struct cpr_resume_info *info, int *got)
+{
+	*got = cpr_resume(info);
+	return *got < 0 ? *got : 0;
+}
+
 /* Take the handed-off state over; any problem fails the successor. */
 static inline void cpr_test_resume(struct cpr_resume_info *info)
 {
-	int ret = cpr_resume(info);
+	int got;
 
-	if (ret != 1)
-		SUCC_FAIL("cpr_resume() = %d: no handed-off state received",
-			  ret);
-	if (info->leaked_fds)
-		SUCC_FAIL("fd audit after exec: %d fd(s) leaked into the successor",
-			  info->leaked_fds);
+	CPR_ASSERT_OK(__cpr_test_resume(info, &got),
+		      "the successor could not take the handed-off state over");
+	CPR_ASSERT_EQ(got, 1,
+		      "the successor found no handed-off state: $%s was not set across the handoff",
+		      CPR_STATE_ENV);
+	CPR_ASSERT_EQ(info->leaked_fds, 0,
+		      "fd audit after the handoff: %d fd(s) not named in the state leaked into the successor",
+		      info->leaked_fds);
 }
 
 /*
