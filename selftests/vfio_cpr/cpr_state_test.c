@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "cpr_assert.h"
+#include "cpr_test_util.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/state.h"
 
@@ -46,35 +48,30 @@ static char not_written;
 /* What *out holds before a parse that must fail, and after it. */
 #define UNTOUCHED	((struct cpr_state *)&not_written)
 
-static int new_eventfd(struct __test_metadata *_metadata)
+static int new_eventfd(void)
 {
 	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
-	ASSERT_LE(0, fd) {
-		TH_LOG("eventfd() failed: %s", strerror(errno));
-	}
+	CPR_ASSERT_SYS(fd, "creating an eventfd");
 	return fd;
 }
 
 /* A memfd holding @len bytes of @buf, with @seals added (0: none). */
-static int memfd_with(struct __test_metadata *_metadata, const void *buf,
-		      size_t len, int seals)
+static int memfd_with(const void *buf, size_t len, int seals)
 {
 	int fd = memfd_create("cpr_state_test",
 			      MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ssize_t n;
 
-	ASSERT_LE(0, fd) {
-		TH_LOG("memfd_create() failed: %s", strerror(errno));
-	}
-	ASSERT_EQ((ssize_t)len, write(fd, buf, len)) {
-		TH_LOG("writing %zu bytes into a fresh memfd failed", len);
-	}
-	if (seals) {
-		ASSERT_EQ(0, fcntl(fd, F_ADD_SEALS, seals)) {
-			TH_LOG("F_ADD_SEALS 0x%x on a fresh memfd failed: %s",
-			       seals, strerror(errno));
-		}
-	}
+	CPR_ASSERT_SYS(fd, "creating a memfd that allows sealing");
+	n = write(fd, buf, len);
+	CPR_ASSERT_SYS(n, "writing %zu bytes into a fresh memfd", len);
+	CPR_ASSERT_EQ(n, (ssize_t)len,
+		      "a fresh memfd took only part of the %zu bytes written",
+		      len);
+	if (seals)
+		CPR_ASSERT_SYS(fcntl(fd, F_ADD_SEALS, seals),
+			       "adding seals 0x%x to a fresh memfd", seals);
 	return fd;
 }
 
@@ -100,6 +97,24 @@ static __u32 get32(const unsigned char *buf, size_t off)
 static bool said(const char *word)
 {
 	return strstr(cpr_last_error(), word);
+}
+
+/* @fd, which is @what, must be told as of @want's kind. */
+static void assert_kind(int fd, int want, const char *what)
+{
+	int kind = cpr_fd_kind_of(fd);
+
+	CPR_ASSERT_EQ(kind, want, "%s (fd %d) was told as \"%s\", not \"%s\"",
+		      what, fd, cpr_fd_kind_name(kind),
+		      cpr_fd_kind_name(want));
+}
+
+/* Two names the library gives must be the same. */
+static void assert_same_name(const char *seen, const char *want,
+			     const char *what)
+{
+	CPR_ASSERT_TRUE(!strcmp(seen, want), "%s is named \"%s\", not \"%s\"",
+			what, seen, want);
 }
 
 /* Recompute the checksum over the @len bytes, as a writer would. */
@@ -175,22 +190,22 @@ static void raw_end(struct raw *r)
 }
 
 /*
- * Parse must refuse @len bytes at @buf: returning @want_ret, setting
- * @want_why, saying @word in its message and leaving *out alone.  The
- * bytes are copied into a buffer of exactly @len bytes so that any read
- * past the end is caught (valgrind, ASan).
+ * Parse must refuse @len bytes at @buf, a state with @what: returning
+ * @want_ret, setting @want_why, saying @word in its message and leaving
+ * *out alone.  The bytes are copied into a buffer of exactly @len bytes so
+ * that any read past the end is caught (valgrind, ASan).
  */
-static void expect_refused(struct __test_metadata *_metadata, const char *what,
-			   const void *buf, size_t len, unsigned int flags,
-			   enum cpr_state_error want_why, int want_ret,
-			   const char *word)
+static void expect_refused(const char *what, const void *buf, size_t len,
+			   unsigned int flags, enum cpr_state_error want_why,
+			   int want_ret, const char *word)
 {
 	enum cpr_state_error why = CPR_STATE_OK;
 	struct cpr_state *out = UNTOUCHED;
 	void *copy = malloc(len ? len : 1);
 	int ret;
 
-	ASSERT_NE(NULL, copy);
+	CPR_ASSERT_TRUE(copy, "allocating %zu bytes for a copy of the input",
+			len);
 	memcpy(copy, buf, len);
 	cpr_clear_error();
 	cpr_log_set_quiet(true);
@@ -198,57 +213,49 @@ static void expect_refused(struct __test_metadata *_metadata, const char *what,
 	cpr_log_set_quiet(false);
 	free(copy);
 
-	ASSERT_EQ(want_ret, ret) {
-		TH_LOG("%s: parse returned %d (\"%s\"), it must refuse with %d",
-		       what, ret, cpr_last_error(), want_ret);
-	}
-	ASSERT_EQ(want_why, why) {
-		TH_LOG("%s: refused as \"%s\", it must be \"%s\" (\"%s\")",
-		       what, cpr_state_error_name(why),
-		       cpr_state_error_name(want_why), cpr_last_error());
-	}
-	ASSERT_TRUE(said(word)) {
-		TH_LOG("%s: the message \"%s\" does not say \"%s\"",
-		       what, cpr_last_error(), word);
-	}
-	ASSERT_EQ(UNTOUCHED, out) {
-		TH_LOG("%s: a failed parse wrote *out", what);
-	}
+	CPR_ASSERT_NE(ret, 0, "a state with %s was accepted", what);
+	CPR_ASSERT_EQ(ret, want_ret,
+		      "a state with %s was refused with %d, not %d (\"%s\")",
+		      what, ret, want_ret, cpr_last_error());
+	CPR_ASSERT_EQ(why, want_why,
+		      "a state with %s was refused as \"%s\", not as \"%s\" (\"%s\")",
+		      what, cpr_state_error_name(why),
+		      cpr_state_error_name(want_why), cpr_last_error());
+	CPR_ASSERT_TRUE(said(word),
+			"the refusal of a state with %s does not say \"%s\": \"%s\"",
+			what, word, cpr_last_error());
+	CPR_ASSERT_TRUE(out == UNTOUCHED,
+			"the refused parse of a state with %s wrote *out", what);
 }
 
 /* Parse must accept @buf; returns the state. */
-static struct cpr_state *expect_parsed(struct __test_metadata *_metadata,
-				       const void *buf, size_t len,
+static struct cpr_state *expect_parsed(const void *buf, size_t len,
 				       unsigned int flags)
 {
 	enum cpr_state_error why = CPR_STATE_ERROR_MAX;
 	struct cpr_state *out = NULL;
-	int ret = cpr_state_parse(buf, len, flags, &out, &why);
 
-	ASSERT_EQ(0, ret) {
-		TH_LOG("a valid state of %zu bytes was refused: %s",
-		       len, cpr_last_error());
-	}
-	ASSERT_EQ(CPR_STATE_OK, (int)why);
-	ASSERT_NE(NULL, out);
+	CPR_ASSERT_OK(cpr_state_parse(buf, len, flags, &out, &why),
+		      "a valid state of %zu bytes was refused", len);
+	CPR_ASSERT_EQ(why, CPR_STATE_OK,
+		      "a valid state of %zu bytes was accepted with a refusal reason set (\"%s\")",
+		      len, cpr_state_error_name(why));
+	CPR_ASSERT_TRUE(out,
+			"a valid state of %zu bytes was accepted but no state came out",
+			len);
 	return out;
 }
 
 /* A small state as the library writes it: one fd, one section. */
-static void small_state(struct __test_metadata *_metadata, int efd,
-			void **buf, size_t *len)
+static void small_state(int efd, void **buf, size_t *len)
 {
 	static const unsigned char msi[16] = { 0xfe, 0xe0, 0, 0, 0, 0, 0, 0,
 					       0x41, 0, 0, 0, 1, 0, 0, 0 };
-	struct cpr_state *st = cpr_state_new();
+	struct cpr_state *st = cpr_test_state_new();
 
-	ASSERT_NE(NULL, st);
-	ASSERT_EQ(0, cpr_state_save_fd(st, "dev_kvm_interrupt", 3, efd));
-	ASSERT_EQ(0, cpr_state_set_section(st, "dev_msi", msi, sizeof(msi)));
-	ASSERT_EQ(0, cpr_state_to_buf(st, buf, len)) {
-		TH_LOG("serialising a two-entry state failed: %s",
-		       cpr_last_error());
-	}
+	cpr_test_save_fd(st, "dev_kvm_interrupt", 3, efd);
+	cpr_test_set_section(st, "dev_msi", msi, sizeof(msi));
+	cpr_test_state_to_buf(st, buf, len);
 	cpr_state_free(st);
 }
 
@@ -259,54 +266,61 @@ TEST(crc32_is_the_ieee_crc_zlib_computes)
 	__u32 crc;
 
 	/* The published check values of CRC-32/ISO-HDLC. */
-	ASSERT_EQ(0xcbf43926u, cpr_crc32(0, check, 9)) {
-		TH_LOG("CRC-32 of \"123456789\" is not the IEEE check value");
-	}
-	ASSERT_EQ(0x414fa339u, cpr_crc32(0, fox, strlen(fox)));
-	ASSERT_EQ(0u, cpr_crc32(0, NULL, 0));
+	CPR_ASSERT_EQ(cpr_crc32(0, check, 9), 0xcbf43926u,
+		      "the CRC-32 of \"123456789\" is not the IEEE check value");
+	CPR_ASSERT_EQ(cpr_crc32(0, fox, strlen(fox)), 0x414fa339u,
+		      "the CRC-32 of \"%s\" is not the published one", fox);
+	CPR_ASSERT_EQ(cpr_crc32(0, NULL, 0), 0u,
+		      "the CRC-32 of no bytes is not 0");
 	/* Chaining like zlib's crc32(crc, buf, len). */
 	crc = cpr_crc32(0, check, 4);
-	ASSERT_EQ(0xcbf43926u, cpr_crc32(crc, check + 4, 5)) {
-		TH_LOG("CRC-32 in two pieces differs from one pass");
-	}
+	CPR_ASSERT_EQ(cpr_crc32(crc, check + 4, 5), 0xcbf43926u,
+		      "the CRC-32 of \"123456789\" chained over two pieces differs from one pass");
 }
 
 TEST(fd_kind_is_read_from_what_the_kernel_shows)
 {
-	int efd = new_eventfd(_metadata);
-	int mfd = memfd_with(_metadata, "x", 1, 0);
+	int efd = new_eventfd();
+	int mfd = memfd_with("x", 1, 0);
 	int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int pipefd[2], sv[2];
 
-	ASSERT_EQ(0, pipe2(pipefd, O_CLOEXEC));
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
-	ASSERT_LE(0, nullfd);
+	CPR_ASSERT_SYS(pipe2(pipefd, O_CLOEXEC), "creating a pipe");
+	CPR_ASSERT_SYS(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+		       "creating a UNIX socket pair");
+	CPR_ASSERT_SYS(nullfd, "opening /dev/null");
 
-	EXPECT_EQ(CPR_FD_EVENTFD, cpr_fd_kind_of(efd));
-	EXPECT_EQ(CPR_FD_MEMFD, cpr_fd_kind_of(mfd));
-	EXPECT_EQ(CPR_FD_PIPE, cpr_fd_kind_of(pipefd[0]));
-	EXPECT_EQ(CPR_FD_PIPE, cpr_fd_kind_of(pipefd[1]));
-	EXPECT_EQ(CPR_FD_SOCKET, cpr_fd_kind_of(sv[0]));
-	EXPECT_EQ(CPR_FD_OTHER, cpr_fd_kind_of(nullfd));
+	assert_kind(efd, CPR_FD_EVENTFD, "an eventfd");
+	assert_kind(mfd, CPR_FD_MEMFD, "a memfd");
+	assert_kind(pipefd[0], CPR_FD_PIPE, "a pipe's read end");
+	assert_kind(pipefd[1], CPR_FD_PIPE, "a pipe's write end");
+	assert_kind(sv[0], CPR_FD_SOCKET, "a UNIX socket");
+	assert_kind(nullfd, CPR_FD_OTHER, "/dev/null");
 
 	close(efd);
 	cpr_clear_error();
-	EXPECT_EQ(-EBADF, cpr_fd_kind_of(efd)) {
-		TH_LOG("a closed fd must be reported as not open");
-	}
-	EXPECT_EQ(-EBADF, cpr_fd_kind_of(-1));
-	EXPECT_STREQ("", cpr_last_error()) {
-		TH_LOG("asking about a closed fd is a query, not an error");
-	}
+	CPR_ASSERT_EQ(cpr_fd_kind_of(efd), -EBADF,
+		      "a closed fd (%d) was not reported as not open", efd);
+	CPR_ASSERT_EQ(cpr_fd_kind_of(-1), -EBADF,
+		      "fd -1 was not reported as not open");
+	CPR_ASSERT_TRUE(!cpr_last_error()[0],
+			"asking the kind of a closed fd recorded an error (\"%s\"): it is a query, not a failure",
+			cpr_last_error());
 
-	EXPECT_STREQ("eventfd", cpr_fd_kind_name(CPR_FD_EVENTFD));
-	EXPECT_STREQ("memfd", cpr_fd_kind_name(CPR_FD_MEMFD));
-	EXPECT_STREQ("kvm-vm", cpr_fd_kind_name(CPR_FD_KVM_VM));
-	EXPECT_STREQ("vfio-group", cpr_fd_kind_name(CPR_FD_VFIO_GROUP));
-	EXPECT_STREQ("pipe", cpr_fd_kind_name(CPR_FD_PIPE));
-	EXPECT_STREQ("other", cpr_fd_kind_name(CPR_FD_OTHER));
-	EXPECT_STREQ("invalid", cpr_fd_kind_name(CPR_FD_KIND_MAX));
-	EXPECT_STREQ("invalid", cpr_fd_kind_name(-1));
+	assert_same_name(cpr_fd_kind_name(CPR_FD_EVENTFD), "eventfd",
+			 "CPR_FD_EVENTFD");
+	assert_same_name(cpr_fd_kind_name(CPR_FD_MEMFD), "memfd",
+			 "CPR_FD_MEMFD");
+	assert_same_name(cpr_fd_kind_name(CPR_FD_KVM_VM), "kvm-vm",
+			 "CPR_FD_KVM_VM");
+	assert_same_name(cpr_fd_kind_name(CPR_FD_VFIO_GROUP), "vfio-group",
+			 "CPR_FD_VFIO_GROUP");
+	assert_same_name(cpr_fd_kind_name(CPR_FD_PIPE), "pipe", "CPR_FD_PIPE");
+	assert_same_name(cpr_fd_kind_name(CPR_FD_OTHER), "other",
+			 "CPR_FD_OTHER");
+	assert_same_name(cpr_fd_kind_name(CPR_FD_KIND_MAX), "invalid",
+			 "the kind CPR_FD_KIND_MAX");
+	assert_same_name(cpr_fd_kind_name(-1), "invalid", "the kind -1");
 
 	close(mfd);
 	close(nullfd);
@@ -324,12 +338,12 @@ TEST(fd_kind_knows_kvm_and_vfio_objects)
 	/* Nodes that exist only on some machines: checked when present. */
 	fd = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
-		EXPECT_EQ(CPR_FD_VFIO_CONTAINER, cpr_fd_kind_of(fd));
+		assert_kind(fd, CPR_FD_VFIO_CONTAINER, "/dev/vfio/vfio");
 		close(fd);
 	}
 	fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
-		EXPECT_EQ(CPR_FD_IOMMUFD, cpr_fd_kind_of(fd));
+		assert_kind(fd, CPR_FD_IOMMUFD, "/dev/iommu");
 		close(fd);
 	}
 
@@ -337,20 +351,14 @@ TEST(fd_kind_knows_kvm_and_vfio_objects)
 	if (kvm < 0)
 		SKIP(return, "/dev/kvm: %s", strerror(errno));
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
-	ASSERT_LE(0, vm) {
-		TH_LOG("KVM_CREATE_VM failed: %s", strerror(errno));
-	}
+	CPR_ASSERT_SYS(vm, "creating a VM (KVM_CREATE_VM)");
 	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	ASSERT_LE(0, vcpu) {
-		TH_LOG("KVM_CREATE_VCPU failed: %s", strerror(errno));
-	}
-	EXPECT_EQ(CPR_FD_KVM, cpr_fd_kind_of(kvm));
-	EXPECT_EQ(CPR_FD_KVM_VM, cpr_fd_kind_of(vm));
-	EXPECT_EQ(CPR_FD_KVM_VCPU, cpr_fd_kind_of(vcpu));
+	CPR_ASSERT_SYS(vcpu, "creating a vCPU (KVM_CREATE_VCPU)");
+	assert_kind(kvm, CPR_FD_KVM, "/dev/kvm");
+	assert_kind(vm, CPR_FD_KVM_VM, "a VM");
+	assert_kind(vcpu, CPR_FD_KVM_VCPU, "a vCPU");
 	if (!ioctl(vm, KVM_CREATE_DEVICE, &dev)) {
-		EXPECT_EQ(CPR_FD_KVM_DEVICE, cpr_fd_kind_of(dev.fd)) {
-			TH_LOG("the kvm-vfio device fd is not a kvm-device");
-		}
+		assert_kind(dev.fd, CPR_FD_KVM_DEVICE, "a kvm-vfio device");
 		close(dev.fd);
 	} else {
 		TH_LOG("no kvm-vfio device here (%s): not checked",
@@ -363,119 +371,145 @@ TEST(fd_kind_knows_kvm_and_vfio_objects)
 
 TEST(named_fds_are_saved_found_and_deleted)
 {
-	struct cpr_state *st = cpr_state_new();
-	int efd = new_eventfd(_metadata);
-	int mfd = memfd_with(_metadata, "", 0, 0);
+	struct cpr_state *st = cpr_test_state_new();
+	int efd = new_eventfd();
+	int mfd = memfd_with("", 0, 0);
 	char name[CPR_NAME_MAX + 2];
 	const struct cpr_fd_rec *rec;
 	__u64 serial;
 	int closed;
 
-	ASSERT_NE(NULL, st);
-	ASSERT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", 0, efd));
-	ASSERT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", 1, mfd));
-	ASSERT_EQ(0, cpr_state_save_fd(st, "dev_kvm_interrupt", 0, efd)) {
-		TH_LOG("one fd must be allowed under two names");
-	}
-	ASSERT_EQ(3u, cpr_state_nr_fds(st));
+	cpr_test_save_fd(st, "dev_interrupt", 0, efd);
+	cpr_test_save_fd(st, "dev_interrupt", 1, mfd);
+	CPR_ASSERT_OK(cpr_state_save_fd(st, "dev_kvm_interrupt", 0, efd),
+		      "saving eventfd %d under a second name was refused: one fd must be allowed under two names",
+		      efd);
+	CPR_ASSERT_EQ(cpr_state_nr_fds(st), 3u,
+		      "three fds saved, but the store counts otherwise");
 
-	EXPECT_EQ(efd, cpr_state_find_fd(st, "dev_interrupt", 0));
-	EXPECT_EQ(mfd, cpr_state_find_fd(st, "dev_interrupt", 1));
-	EXPECT_EQ(efd, cpr_state_find_fd(st, "dev_kvm_interrupt", 0));
-	EXPECT_EQ(-1, cpr_state_find_fd(st, "dev_interrupt", 2)) {
-		TH_LOG("an index never saved must not be found");
-	}
-	EXPECT_EQ(-1, cpr_state_find_fd(st, "dev_err", 0));
-	EXPECT_EQ(-1, cpr_state_find_fd(st, "dev_interrup", 0)) {
-		TH_LOG("a prefix of a saved name must not match it");
-	}
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 0), efd,
+		      "'dev_interrupt'[0] does not give back the eventfd saved under it");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 1), mfd,
+		      "'dev_interrupt'[1] does not give back the memfd saved under it");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_kvm_interrupt", 0), efd,
+		      "'dev_kvm_interrupt'[0] does not give back the eventfd saved under it too");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 2), -1,
+		      "'dev_interrupt'[2], an index never saved, was found");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_err", 0), -1,
+		      "'dev_err'[0], a name never saved, was found");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrup", 0), -1,
+		      "'dev_interrup'[0], a prefix of a saved name, matched it");
 	/* A vector table at once: what find_fd() gives each index. */
 	{
 		int fds[4] = { 7, 7, 7, 7 };
 
 		cpr_state_find_fds(st, "dev_interrupt", 3, fds);
-		EXPECT_EQ(efd, fds[0]);
-		EXPECT_EQ(mfd, fds[1]);
-		EXPECT_EQ(-1, fds[2]);
-		EXPECT_EQ(7, fds[3]) {
-			TH_LOG("find_fds() wrote past the %u asked for", 3);
-		}
+		CPR_ASSERT_EQ(fds[0], efd,
+			      "find_fds() did not give 'dev_interrupt'[0] its eventfd");
+		CPR_ASSERT_EQ(fds[1], mfd,
+			      "find_fds() did not give 'dev_interrupt'[1] its memfd");
+		CPR_ASSERT_EQ(fds[2], -1,
+			      "find_fds() gave 'dev_interrupt'[2], never saved, an fd");
+		CPR_ASSERT_EQ(fds[3], 7,
+			      "find_fds() wrote past the %u entries asked for", 3);
 		cpr_state_find_fds(st, "dev_interrup", 2, fds);
-		EXPECT_EQ(-1, fds[0]);
-		EXPECT_EQ(-1, fds[1]);
+		CPR_ASSERT_EQ(fds[0], -1,
+			      "find_fds() of 'dev_interrup', a prefix of a saved name, gave index 0 an fd");
+		CPR_ASSERT_EQ(fds[1], -1,
+			      "find_fds() of 'dev_interrup', a prefix of a saved name, gave index 1 an fd");
 	}
 
 	/* The kind is recorded when the fd is saved. */
 	rec = cpr_state_fd_at(st, 1);
-	ASSERT_NE(NULL, rec);
-	EXPECT_STREQ("dev_interrupt", rec->name);
-	EXPECT_EQ(1u, rec->index);
-	EXPECT_EQ(mfd, rec->fd);
-	EXPECT_EQ(CPR_FD_MEMFD, rec->kind);
-	EXPECT_EQ(CPR_FD_EVENTFD, cpr_state_fd_at(st, 0)->kind);
-	EXPECT_EQ(NULL, cpr_state_fd_at(st, 3));
+	CPR_ASSERT_TRUE(rec, "the second of three fd records is missing");
+	CPR_ASSERT_TRUE(!strcmp(rec->name, "dev_interrupt"),
+			"the second fd record is named '%s', not 'dev_interrupt'",
+			rec->name);
+	CPR_ASSERT_EQ(rec->index, 1u,
+		      "the second fd record has the wrong index");
+	CPR_ASSERT_EQ(rec->fd, mfd, "the second fd record has the wrong fd");
+	CPR_ASSERT_EQ(rec->kind, CPR_FD_MEMFD,
+		      "the second fd record, a memfd, was recorded as \"%s\"",
+		      cpr_fd_kind_name(rec->kind));
+	CPR_ASSERT_EQ(cpr_state_fd_at(st, 0)->kind, CPR_FD_EVENTFD,
+		      "the first fd record, an eventfd, was recorded as \"%s\"",
+		      cpr_fd_kind_name(cpr_state_fd_at(st, 0)->kind));
+	CPR_ASSERT_TRUE(!cpr_state_fd_at(st, 3),
+			"a fourth fd record exists in a store of three");
 
 	cpr_log_set_quiet(true);
-	EXPECT_EQ(-EEXIST, cpr_state_save_fd(st, "dev_interrupt", 1, efd)) {
-		TH_LOG("saving over an existing (name, index) must fail");
-	}
-	EXPECT_EQ(mfd, cpr_state_find_fd(st, "dev_interrupt", 1)) {
-		TH_LOG("a refused save replaced the saved fd");
-	}
-	EXPECT_EQ(-EINVAL, cpr_state_save_fd(st, "", 0, efd));
-	EXPECT_EQ(-EINVAL, cpr_state_save_fd(st, NULL, 0, efd));
+	CPR_ASSERT_EQ(cpr_state_save_fd(st, "dev_interrupt", 1, efd), -EEXIST,
+		      "saving over an existing (name, index) was not refused with -EEXIST");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 1), mfd,
+		      "a refused save replaced the fd saved under 'dev_interrupt'[1]");
+	CPR_ASSERT_EQ(cpr_state_save_fd(st, "", 0, efd), -EINVAL,
+		      "an empty name was not refused with -EINVAL");
+	CPR_ASSERT_EQ(cpr_state_save_fd(st, NULL, 0, efd), -EINVAL,
+		      "a NULL name was not refused with -EINVAL");
 	memset(name, 'n', CPR_NAME_MAX + 1);
 	name[CPR_NAME_MAX + 1] = '\0';
-	EXPECT_EQ(-EINVAL, cpr_state_save_fd(st, name, 0, efd)) {
-		TH_LOG("a name of %d bytes must be refused", CPR_NAME_MAX + 1);
-	}
-	EXPECT_EQ(-1, cpr_state_find_fd(st, name, 0));
+	CPR_ASSERT_EQ(cpr_state_save_fd(st, name, 0, efd), -EINVAL,
+		      "a name of %d bytes was not refused with -EINVAL",
+		      CPR_NAME_MAX + 1);
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, name, 0), -1,
+		      "a name of %d bytes, refused, was found", CPR_NAME_MAX + 1);
 	closed = dup(efd);
-	ASSERT_LE(0, closed);
+	CPR_ASSERT_SYS(closed, "duplicating eventfd %d", efd);
 	close(closed);
-	EXPECT_EQ(-EBADF, cpr_state_save_fd(st, "dev_err", 0, closed)) {
-		TH_LOG("a closed fd must not be saved");
-	}
-	EXPECT_TRUE(said("not open"));
-	EXPECT_EQ(-EBADF, cpr_state_save_fd(st, "dev_err", 0, -1));
+	CPR_ASSERT_EQ(cpr_state_save_fd(st, "dev_err", 0, closed), -EBADF,
+		      "a closed fd (%d) was not refused with -EBADF", closed);
+	CPR_ASSERT_TRUE(said("not open"),
+			"the refusal of a closed fd does not say \"not open\": \"%s\"",
+			cpr_last_error());
+	CPR_ASSERT_EQ(cpr_state_save_fd(st, "dev_err", 0, -1), -EBADF,
+		      "fd -1 was not refused with -EBADF");
 	cpr_log_set_quiet(false);
 	name[CPR_NAME_MAX] = '\0';
-	EXPECT_EQ(0, cpr_state_save_fd(st, name, 7, efd)) {
-		TH_LOG("a name of exactly %d bytes must be accepted",
-		       CPR_NAME_MAX);
-	}
-	EXPECT_EQ(efd, cpr_state_find_fd(st, name, 7));
+	CPR_ASSERT_OK(cpr_state_save_fd(st, name, 7, efd),
+		      "a name of exactly %d bytes was refused", CPR_NAME_MAX);
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, name, 7), efd,
+		      "the fd saved under a name of %d bytes is not found",
+		      CPR_NAME_MAX);
 
 	/* Saving and deleting change the serial, refusals do not. */
 	serial = cpr_state_fd_serial(st);
-	EXPECT_EQ(0, cpr_state_delete_fd(st, "dev_interrupt", 0));
-	EXPECT_NE(serial, cpr_state_fd_serial(st));
+	CPR_ASSERT_OK(cpr_state_delete_fd(st, "dev_interrupt", 0),
+		      "deleting 'dev_interrupt'[0]");
+	CPR_ASSERT_NE(cpr_state_fd_serial(st), serial,
+		      "deleting an fd did not change the store's serial");
 	serial = cpr_state_fd_serial(st);
-	EXPECT_EQ(-1, cpr_state_find_fd(st, "dev_interrupt", 0)) {
-		TH_LOG("a deleted entry is still found");
-	}
-	EXPECT_EQ(mfd, cpr_state_find_fd(st, "dev_interrupt", 1));
-	EXPECT_EQ(3u, cpr_state_nr_fds(st));
-	EXPECT_EQ(CPR_FD_EVENTFD, cpr_fd_kind_of(efd)) {
-		TH_LOG("deleting an entry closed its fd");
-	}
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 0), -1,
+		      "the deleted 'dev_interrupt'[0] is still found");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 1), mfd,
+		      "deleting 'dev_interrupt'[0] lost 'dev_interrupt'[1]");
+	CPR_ASSERT_EQ(cpr_state_nr_fds(st), 3u,
+		      "four fds saved and one deleted, but the store counts otherwise");
+	CPR_ASSERT_EQ(cpr_fd_kind_of(efd), CPR_FD_EVENTFD,
+		      "deleting an entry closed its fd %d", efd);
 	cpr_log_set_quiet(true);
-	EXPECT_EQ(-ENOENT, cpr_state_delete_fd(st, "dev_interrupt", 0));
-	EXPECT_EQ(-ENOENT, cpr_state_delete_fd(st, "dev_nothing", 9));
-	EXPECT_EQ(-EEXIST, cpr_state_save_fd(st, "dev_interrupt", 1, efd));
+	CPR_ASSERT_EQ(cpr_state_delete_fd(st, "dev_interrupt", 0), -ENOENT,
+		      "deleting 'dev_interrupt'[0] twice was not refused with -ENOENT");
+	CPR_ASSERT_EQ(cpr_state_delete_fd(st, "dev_nothing", 9), -ENOENT,
+		      "deleting 'dev_nothing'[9], never saved, was not refused with -ENOENT");
+	CPR_ASSERT_EQ(cpr_state_save_fd(st, "dev_interrupt", 1, efd), -EEXIST,
+		      "saving over an existing (name, index) was not refused with -EEXIST");
 	cpr_log_set_quiet(false);
-	EXPECT_EQ(serial, cpr_state_fd_serial(st));
-	EXPECT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", 0, efd));
-	EXPECT_NE(serial, cpr_state_fd_serial(st));
-	EXPECT_EQ(0, cpr_state_delete_fd(st, "dev_interrupt", 0));
+	CPR_ASSERT_EQ(cpr_state_fd_serial(st), serial,
+		      "refused saves and deletes changed the store's serial");
+	cpr_test_save_fd(st, "dev_interrupt", 0, efd);
+	CPR_ASSERT_NE(cpr_state_fd_serial(st), serial,
+		      "saving an fd did not change the store's serial");
+	CPR_ASSERT_OK(cpr_state_delete_fd(st, "dev_interrupt", 0),
+		      "deleting 'dev_interrupt'[0] saved again");
 	/* Deleted, the name is free again. */
-	EXPECT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", 0, mfd));
-	EXPECT_EQ(mfd, cpr_state_find_fd(st, "dev_interrupt", 0));
+	CPR_ASSERT_OK(cpr_state_save_fd(st, "dev_interrupt", 0, mfd),
+		      "saving under a deleted (name, index) was refused: it must be free again");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 0), mfd,
+		      "'dev_interrupt'[0], saved again after a delete, does not give the new fd");
 
 	cpr_state_free(st);
-	EXPECT_EQ(CPR_FD_EVENTFD, cpr_fd_kind_of(efd)) {
-		TH_LOG("freeing the store closed an fd it named");
-	}
+	CPR_ASSERT_EQ(cpr_fd_kind_of(efd), CPR_FD_EVENTFD,
+		      "freeing the store closed eventfd %d, which it named", efd);
 	cpr_state_free(NULL);
 	close(efd);
 	close(mfd);
@@ -484,79 +518,97 @@ TEST(named_fds_are_saved_found_and_deleted)
 TEST(sections_are_set_replaced_read_and_deleted)
 {
 	static const char msi[] = "message area: address, data, mask";
-	struct cpr_state *st = cpr_state_new();
+	struct cpr_state *st = cpr_test_state_new();
 	const void *data;
 	const char *name;
 	__u64 v = 0;
 	size_t len;
 
-	ASSERT_NE(NULL, st);
-	ASSERT_EQ(NULL, cpr_state_get_section(st, "dev_msi", &len));
-	ASSERT_EQ(0, cpr_state_set_section(st, "dev_msi", msi, sizeof(msi)));
+	CPR_ASSERT_TRUE(!cpr_state_get_section(st, "dev_msi", &len),
+			"section 'dev_msi' was found in a new store");
+	cpr_test_set_section(st, "dev_msi", msi, sizeof(msi));
 	data = cpr_state_get_section(st, "dev_msi", &len);
-	ASSERT_NE(NULL, data);
-	ASSERT_EQ(sizeof(msi), len);
-	ASSERT_EQ(0, memcmp(msi, data, len)) {
-		TH_LOG("a section does not read back as it was set");
-	}
-	ASSERT_NE((const void *)msi, data) {
-		TH_LOG("the store must keep its own copy of a section");
-	}
+	CPR_ASSERT_TRUE(data, "section 'dev_msi', just set, is not found");
+	CPR_ASSERT_EQ(len, sizeof(msi),
+		      "section 'dev_msi' does not read back at the length it was set");
+	CPR_ASSERT_EQ(memcmp(msi, data, len), 0,
+		      "section 'dev_msi' does not read back as it was set");
+	CPR_ASSERT_TRUE(data != (const void *)msi,
+			"the store keeps the caller's buffer of a section instead of its own copy");
 
 	/* Set again: replaced, by a shorter one, from its own bytes too. */
-	ASSERT_EQ(0, cpr_state_set_section(st, "dev_msi", data, 7));
+	CPR_ASSERT_OK(cpr_state_set_section(st, "dev_msi", data, 7),
+		      "replacing section 'dev_msi' by its own first 7 bytes");
 	data = cpr_state_get_section(st, "dev_msi", &len);
-	ASSERT_EQ(7u, len);
-	ASSERT_EQ(0, memcmp(msi, data, len));
-	ASSERT_EQ(1u, cpr_state_nr_sections(st));
+	CPR_ASSERT_EQ(len, 7u,
+		      "section 'dev_msi', replaced by 7 bytes, reads back at another length");
+	CPR_ASSERT_EQ(memcmp(msi, data, len), 0,
+		      "section 'dev_msi', replaced from its own bytes, reads back changed");
+	CPR_ASSERT_EQ(cpr_state_nr_sections(st), 1u,
+		      "replacing a section added a second one");
 
 	/* Empty sections exist, and are told apart from absent ones. */
-	ASSERT_EQ(0, cpr_state_set_section(st, "dev_flags", NULL, 0));
+	cpr_test_set_section(st, "dev_flags", NULL, 0);
 	len = 99;
-	ASSERT_NE(NULL, cpr_state_get_section(st, "dev_flags", &len)) {
-		TH_LOG("an empty section reads as absent");
-	}
-	ASSERT_EQ(0u, len);
+	CPR_ASSERT_TRUE(cpr_state_get_section(st, "dev_flags", &len),
+			"an empty section reads as absent");
+	CPR_ASSERT_EQ(len, 0u, "an empty section reads back with a length");
 
-	ASSERT_EQ(0, cpr_state_set_u64(st, "cpr.generation",
-				       0x1122334455667788ull));
-	ASSERT_EQ(0, cpr_state_get_u64(st, "cpr.generation", &v));
-	ASSERT_EQ(0x1122334455667788ull, v);
-	ASSERT_NE(NULL, cpr_state_get_section(st, "cpr.generation", &len));
-	ASSERT_EQ(8u, len) {
-		TH_LOG("a u64 section must be exactly 8 bytes");
-	}
+	cpr_test_set_u64(st, "cpr.generation", 0x1122334455667788ull);
+	CPR_ASSERT_OK(cpr_state_get_u64(st, "cpr.generation", &v),
+		      "reading back the u64 section 'cpr.generation'");
+	CPR_ASSERT_EQ(v, 0x1122334455667788ull,
+		      "the u64 section 'cpr.generation' reads back another value");
+	CPR_ASSERT_TRUE(cpr_state_get_section(st, "cpr.generation", &len),
+			"the u64 section 'cpr.generation' is not a section");
+	CPR_ASSERT_EQ(len, 8u, "a u64 section is not exactly 8 bytes");
 
 	cpr_log_set_quiet(true);
-	ASSERT_EQ(-ENOENT, cpr_state_get_u64(st, "cpr.nothing", &v));
-	ASSERT_EQ(-EINVAL, cpr_state_get_u64(st, "dev_msi", &v)) {
-		TH_LOG("a 7-byte section must not read as a u64");
-	}
-	ASSERT_TRUE(said("dev_msi")) {
-		TH_LOG("the message \"%s\" does not name the section",
-		       cpr_last_error());
-	}
-	ASSERT_EQ(-EINVAL, cpr_state_set_section(st, "", msi, 1));
-	ASSERT_EQ(-EINVAL, cpr_state_set_section(st, "x", NULL, 1));
-	ASSERT_EQ(-EFBIG, cpr_state_set_section(st, "x", msi,
-						CPR_SECTION_MAX + 1ul));
+	CPR_ASSERT_EQ(cpr_state_get_u64(st, "cpr.nothing", &v), -ENOENT,
+		      "reading an absent u64 section was not refused with -ENOENT");
+	CPR_ASSERT_EQ(cpr_state_get_u64(st, "dev_msi", &v), -EINVAL,
+		      "a 7-byte section read as a u64");
+	CPR_ASSERT_TRUE(said("dev_msi"),
+			"the refusal to read 'dev_msi' as a u64 does not name the section: \"%s\"",
+			cpr_last_error());
+	CPR_ASSERT_EQ(cpr_state_set_section(st, "", msi, 1), -EINVAL,
+		      "a section with an empty name was not refused with -EINVAL");
+	CPR_ASSERT_EQ(cpr_state_set_section(st, "x", NULL, 1), -EINVAL,
+		      "a section of 1 byte at NULL was not refused with -EINVAL");
+	CPR_ASSERT_EQ(cpr_state_set_section(st, "x", msi,
+					    CPR_SECTION_MAX + 1ul), -EFBIG,
+		      "a section over CPR_SECTION_MAX was not refused with -EFBIG");
 	cpr_log_set_quiet(false);
 
 	/* In insertion order; the replaced one kept its place. */
-	ASSERT_EQ(3u, cpr_state_nr_sections(st));
-	ASSERT_EQ(0, cpr_state_section_at(st, 0, &name, &data, &len));
-	ASSERT_STREQ("dev_msi", name);
-	ASSERT_EQ(0, cpr_state_section_at(st, 2, &name, &data, &len));
-	ASSERT_STREQ("cpr.generation", name);
-	ASSERT_EQ(-ENOENT, cpr_state_section_at(st, 3, &name, &data, &len));
+	CPR_ASSERT_EQ(cpr_state_nr_sections(st), 3u,
+		      "three sections set (refusals aside), but the store counts otherwise");
+	CPR_ASSERT_OK(cpr_state_section_at(st, 0, &name, &data, &len),
+		      "reading the first section");
+	CPR_ASSERT_TRUE(!strcmp(name, "dev_msi"),
+			"the first section is '%s', not 'dev_msi': a replaced section lost its place",
+			name);
+	CPR_ASSERT_OK(cpr_state_section_at(st, 2, &name, &data, &len),
+		      "reading the third section");
+	CPR_ASSERT_TRUE(!strcmp(name, "cpr.generation"),
+			"the third section is '%s', not 'cpr.generation': out of insertion order",
+			name);
+	CPR_ASSERT_EQ(cpr_state_section_at(st, 3, &name, &data, &len), -ENOENT,
+		      "a fourth section was read from a store of three");
 
-	ASSERT_EQ(0, cpr_state_delete_section(st, "dev_msi"));
-	ASSERT_EQ(NULL, cpr_state_get_section(st, "dev_msi", NULL));
+	CPR_ASSERT_OK(cpr_state_delete_section(st, "dev_msi"),
+		      "deleting section 'dev_msi'");
+	CPR_ASSERT_TRUE(!cpr_state_get_section(st, "dev_msi", NULL),
+			"the deleted section 'dev_msi' is still found");
 	cpr_log_set_quiet(true);
-	ASSERT_EQ(-ENOENT, cpr_state_delete_section(st, "dev_msi"));
+	CPR_ASSERT_EQ(cpr_state_delete_section(st, "dev_msi"), -ENOENT,
+		      "deleting section 'dev_msi' twice was not refused with -ENOENT");
 	cpr_log_set_quiet(false);
-	ASSERT_EQ(0, cpr_state_section_at(st, 0, &name, NULL, NULL));
-	ASSERT_STREQ("dev_flags", name);
+	CPR_ASSERT_OK(cpr_state_section_at(st, 0, &name, NULL, NULL),
+		      "reading the first section after a delete");
+	CPR_ASSERT_TRUE(!strcmp(name, "dev_flags"),
+			"the first section after deleting 'dev_msi' is '%s', not 'dev_flags'",
+			name);
 	cpr_state_free(st);
 }
 
@@ -566,28 +618,32 @@ struct model_key {
 	__u32 index;
 };
 
-static void check_against_model(struct __test_metadata *_metadata,
-				const struct cpr_state *st,
+static void check_against_model(const struct cpr_state *st,
 				const struct model_key *keys, unsigned int n,
 				const char *const *names, const int *pool)
 {
 	const struct cpr_fd_rec *rec;
 	unsigned int i;
 
-	ASSERT_EQ(n, cpr_state_nr_fds(st));
+	CPR_ASSERT_EQ(cpr_state_nr_fds(st), n,
+		      "the store counts otherwise than the %u entries of the model",
+		      n);
 	for (i = 0; i < n; i++) {
 		rec = cpr_state_fd_at(st, i);
-		ASSERT_NE(NULL, rec);
-		ASSERT_STREQ(names[keys[i].name], rec->name) {
-			TH_LOG("entry %u is out of insertion order", i);
-		}
-		ASSERT_EQ(keys[i].index, rec->index) {
-			TH_LOG("entry %u is out of insertion order", i);
-		}
-		ASSERT_EQ(pool[keys[i].index % 4],
-			  cpr_state_find_fd(st, rec->name, rec->index));
+		CPR_ASSERT_TRUE(rec, "entry %u of %u is missing", i, n);
+		CPR_ASSERT_TRUE(!strcmp(rec->name, names[keys[i].name]),
+				"entry %u is '%s', not '%s': out of insertion order",
+				i, rec->name, names[keys[i].name]);
+		CPR_ASSERT_EQ(rec->index, keys[i].index,
+			      "entry %u ('%s') has the wrong index: out of insertion order",
+			      i, rec->name);
+		CPR_ASSERT_EQ(cpr_state_find_fd(st, rec->name, rec->index),
+			      pool[keys[i].index % 4],
+			      "'%s'[%u] does not give back the fd saved under it",
+			      rec->name, rec->index);
 	}
-	ASSERT_EQ(NULL, cpr_state_fd_at(st, n));
+	CPR_ASSERT_TRUE(!cpr_state_fd_at(st, n),
+			"an entry past the %u of the model exists", n);
 }
 
 TEST(insertion_order_survives_deletes)
@@ -596,13 +652,12 @@ TEST(insertion_order_survives_deletes)
 					     "b_interrupt" };
 	enum { MAX_KEYS = 600, STEPS = 6000 };
 	struct model_key keys[MAX_KEYS];
-	struct cpr_state *st = cpr_state_new();
+	struct cpr_state *st = cpr_test_state_new();
 	unsigned int seed = 1, n = 0, i, step;
 	int pool[4];
 
-	ASSERT_NE(NULL, st);
 	for (i = 0; i < 4; i++)
-		pool[i] = new_eventfd(_metadata);
+		pool[i] = new_eventfd();
 
 	/* Random saves and deletes, checked against a plain array. */
 	for (step = 0; step < STEPS; step++) {
@@ -612,43 +667,46 @@ TEST(insertion_order_survives_deletes)
 		if (del) {
 			i = rand_r(&seed) % n;
 			k = keys[i];
-			ASSERT_EQ(0, cpr_state_delete_fd(st, names[k.name],
-							 k.index));
+			CPR_ASSERT_OK(cpr_state_delete_fd(st, names[k.name],
+							  k.index),
+				      "step %u: deleting '%s'[%u], which is saved",
+				      step, names[k.name], k.index);
 			memmove(&keys[i], &keys[i + 1],
 				(n - i - 1) * sizeof(keys[0]));
 			n--;
-			ASSERT_EQ(-1, cpr_state_find_fd(st, names[k.name],
-							k.index));
+			CPR_ASSERT_EQ(cpr_state_find_fd(st, names[k.name],
+							k.index), -1,
+				      "step %u: the deleted '%s'[%u] is still found",
+				      step, names[k.name], k.index);
 		} else {
 			k.name = rand_r(&seed) % 3;
 			k.index = rand_r(&seed) % 400;
 			if (cpr_state_find_fd(st, names[k.name], k.index) >= 0)
 				continue;
-			ASSERT_EQ(0, cpr_state_save_fd(st, names[k.name],
-						       k.index,
-						       pool[k.index % 4]));
+			cpr_test_save_fd(st, names[k.name], k.index,
+					 pool[k.index % 4]);
 			keys[n++] = k;
 		}
 		if (step % 97 == 0)
-			check_against_model(_metadata, st, keys, n, names,
-					    pool);
+			check_against_model(st, keys, n, names, pool);
 	}
-	check_against_model(_metadata, st, keys, n, names, pool);
+	check_against_model(st, keys, n, names, pool);
 
 	/* Emptied completely, then used again. */
 	while (n) {
 		n--;
-		ASSERT_EQ(0, cpr_state_delete_fd(st, names[keys[0].name],
-						 keys[0].index));
+		CPR_ASSERT_OK(cpr_state_delete_fd(st, names[keys[0].name],
+						  keys[0].index),
+			      "emptying the store: deleting its first entry '%s'[%u]",
+			      names[keys[0].name], keys[0].index);
 		memmove(&keys[0], &keys[1], n * sizeof(keys[0]));
 		if (n % 7 == 0)
-			check_against_model(_metadata, st, keys, n, names,
-					    pool);
+			check_against_model(st, keys, n, names, pool);
 	}
-	ASSERT_EQ(0, cpr_state_save_fd(st, names[2], 5, pool[1]));
+	cpr_test_save_fd(st, names[2], 5, pool[1]);
 	keys[0].name = 2;
 	keys[0].index = 5;
-	check_against_model(_metadata, st, keys, 1, names, pool);
+	check_against_model(st, keys, 1, names, pool);
 
 	cpr_state_free(st);
 	for (i = 0; i < 4; i++)
@@ -658,60 +716,71 @@ TEST(insertion_order_survives_deletes)
 TEST(store_of_4096_fd_records_round_trips)
 {
 	enum { VECTORS = 2048, POOL = 64 };
-	struct cpr_state *st = cpr_state_new(), *back;
+	struct cpr_state *st = cpr_test_state_new(), *back;
 	int pool[POOL], fd;
 	unsigned int v, i;
 	size_t len;
 	void *buf;
 
-	ASSERT_NE(NULL, st);
 	for (i = 0; i < POOL; i++)
-		pool[i] = new_eventfd(_metadata);
+		pool[i] = new_eventfd();
 	/* 2048 MSI-X vectors, each with a handler and an irqfd eventfd. */
 	for (v = 0; v < VECTORS; v++) {
-		ASSERT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", v,
-					       pool[(2 * v) % POOL]));
-		ASSERT_EQ(0, cpr_state_save_fd(st, "dev_kvm_interrupt", v,
-					       pool[(2 * v + 1) % POOL]));
+		cpr_test_save_fd(st, "dev_interrupt", v, pool[(2 * v) % POOL]);
+		cpr_test_save_fd(st, "dev_kvm_interrupt", v,
+				 pool[(2 * v + 1) % POOL]);
 	}
-	ASSERT_EQ(2u * VECTORS, cpr_state_nr_fds(st));
+	CPR_ASSERT_EQ(cpr_state_nr_fds(st), 2u * VECTORS,
+		      "%u fds saved, but the store counts otherwise",
+		      2 * VECTORS);
 
-	ASSERT_EQ(0, cpr_state_to_buf(st, &buf, &len)) {
-		TH_LOG("serialising 4096 fd records failed: %s",
-		       cpr_last_error());
-	}
-	back = expect_parsed(_metadata, buf, len, CPR_PARSE_CHECK_FDS);
+	cpr_test_state_to_buf(st, &buf, &len);
+	back = expect_parsed(buf, len, CPR_PARSE_CHECK_FDS);
 	free(buf);
-	ASSERT_EQ(2u * VECTORS, cpr_state_nr_fds(back));
+	CPR_ASSERT_EQ(cpr_state_nr_fds(back), 2u * VECTORS,
+		      "%u fd records serialised, but the parsed state counts otherwise",
+		      2 * VECTORS);
 	for (v = 0; v < VECTORS; v++) {
 		fd = cpr_state_find_fd(back, "dev_interrupt", v);
-		ASSERT_EQ(pool[(2 * v) % POOL], fd) {
-			TH_LOG("vector %u's interrupt fd came back wrong", v);
-		}
+		CPR_ASSERT_EQ(fd, pool[(2 * v) % POOL],
+			      "vector %u's interrupt fd came back wrong from the serialised state",
+			      v);
 		fd = cpr_state_find_fd(back, "dev_kvm_interrupt", v);
-		ASSERT_EQ(pool[(2 * v + 1) % POOL], fd) {
-			TH_LOG("vector %u's kvm_interrupt fd came back wrong",
-			       v);
-		}
+		CPR_ASSERT_EQ(fd, pool[(2 * v + 1) % POOL],
+			      "vector %u's kvm_interrupt fd came back wrong from the serialised state",
+			      v);
 	}
 	for (i = 0; i < 2 * VECTORS; i++) {
 		const struct cpr_fd_rec *a = cpr_state_fd_at(st, i);
 		const struct cpr_fd_rec *b = cpr_state_fd_at(back, i);
 
-		ASSERT_STREQ(a->name, b->name);
-		ASSERT_EQ(a->index, b->index);
+		CPR_ASSERT_TRUE(!strcmp(a->name, b->name),
+				"fd record %u came back from the serialised state as '%s', not '%s': out of order",
+				i, b->name, a->name);
+		CPR_ASSERT_EQ(b->index, a->index,
+			      "fd record %u ('%s') came back from the serialised state with another index: out of order",
+			      i, a->name);
 	}
 
 	/* Cleaning every handler fd up leaves the irqfd ones, in order. */
 	for (v = 0; v < VECTORS; v++)
-		ASSERT_EQ(0, cpr_state_delete_fd(back, "dev_interrupt", v));
-	ASSERT_EQ(1u * VECTORS, cpr_state_nr_fds(back));
+		CPR_ASSERT_OK(cpr_state_delete_fd(back, "dev_interrupt", v),
+			      "deleting 'dev_interrupt'[%u] from the parsed state",
+			      v);
+	CPR_ASSERT_EQ(cpr_state_nr_fds(back), 1u * VECTORS,
+		      "%u of %u fd records deleted, but the state counts otherwise",
+		      VECTORS, 2 * VECTORS);
 	for (v = 0; v < VECTORS; v++) {
 		const struct cpr_fd_rec *rec = cpr_state_fd_at(back, v);
 
-		ASSERT_STREQ("dev_kvm_interrupt", rec->name);
-		ASSERT_EQ(v, rec->index);
-		ASSERT_EQ(-1, cpr_state_find_fd(back, "dev_interrupt", v));
+		CPR_ASSERT_TRUE(!strcmp(rec->name, "dev_kvm_interrupt"),
+				"entry %u after the deletes is '%s', not 'dev_kvm_interrupt'",
+				v, rec->name);
+		CPR_ASSERT_EQ(rec->index, v,
+			      "entry %u after the deletes has the wrong index: out of order",
+			      v);
+		CPR_ASSERT_EQ(cpr_state_find_fd(back, "dev_interrupt", v), -1,
+			      "the deleted 'dev_interrupt'[%u] is still found", v);
 	}
 
 	cpr_state_free(back);
@@ -722,80 +791,97 @@ TEST(store_of_4096_fd_records_round_trips)
 
 TEST(serialise_and_parse_keep_every_record_byte_for_byte)
 {
-	struct cpr_state *st = cpr_state_new(), *back;
+	struct cpr_state *st = cpr_test_state_new(), *back;
 	unsigned char big[1000], one = 0x5a;
 	const void *d1, *d2;
 	const char *n1, *n2;
 	char long_name[CPR_NAME_MAX + 1];
 	void *buf, *again;
 	size_t len, len2, l1, l2;
-	int efd = new_eventfd(_metadata);
-	int mfd = memfd_with(_metadata, "", 0, 0);
+	int efd = new_eventfd();
+	int mfd = memfd_with("", 0, 0);
 	int pipefd[2];
 	unsigned int i;
 
-	ASSERT_NE(NULL, st);
-	ASSERT_EQ(0, pipe2(pipefd, O_CLOEXEC));
+	CPR_ASSERT_SYS(pipe2(pipefd, O_CLOEXEC), "creating a pipe");
 	for (i = 0; i < sizeof(big); i++)
 		big[i] = i * 37 + (i >> 3);
 	memset(long_name, 'L', CPR_NAME_MAX);
 	long_name[CPR_NAME_MAX] = '\0';
 
-	ASSERT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", 0, efd));
-	ASSERT_EQ(0, cpr_state_set_section(st, "dev_msi", big, sizeof(big)));
-	ASSERT_EQ(0, cpr_state_save_fd(st, "dev_ram", 0xffffffffu, mfd));
-	ASSERT_EQ(0, cpr_state_set_section(st, "empty", NULL, 0));
-	ASSERT_EQ(0, cpr_state_save_fd(st, long_name, 1, pipefd[1]));
-	ASSERT_EQ(0, cpr_state_set_section(st, long_name, &one, 1));
-	ASSERT_EQ(0, cpr_state_set_u64(st, "cpr.generation", 3));
+	cpr_test_save_fd(st, "dev_interrupt", 0, efd);
+	cpr_test_set_section(st, "dev_msi", big, sizeof(big));
+	cpr_test_save_fd(st, "dev_ram", 0xffffffffu, mfd);
+	cpr_test_set_section(st, "empty", NULL, 0);
+	cpr_test_save_fd(st, long_name, 1, pipefd[1]);
+	cpr_test_set_section(st, long_name, &one, 1);
+	cpr_test_set_u64(st, "cpr.generation", 3);
 
-	ASSERT_EQ(0, cpr_state_to_buf(st, &buf, &len));
-	ASSERT_EQ(0u, len % 8);
-	ASSERT_EQ(0, memcmp(buf, "VFIOCPR", 8));
-	back = expect_parsed(_metadata, buf, len, CPR_PARSE_CHECK_FDS);
+	cpr_test_state_to_buf(st, &buf, &len);
+	CPR_ASSERT_EQ(len % 8, 0u,
+		      "the serialised state's length %zu is not a multiple of 8",
+		      len);
+	CPR_ASSERT_EQ(memcmp(buf, "VFIOCPR", 8), 0,
+		      "the serialised state does not start with the magic \"VFIOCPR\"");
+	back = expect_parsed(buf, len, CPR_PARSE_CHECK_FDS);
 
-	ASSERT_EQ(cpr_state_nr_fds(st), cpr_state_nr_fds(back));
+	CPR_ASSERT_EQ(cpr_state_nr_fds(back), cpr_state_nr_fds(st),
+		      "the parsed state holds another number of fd records than the one serialised");
 	for (i = 0; i < cpr_state_nr_fds(st); i++) {
 		const struct cpr_fd_rec *a = cpr_state_fd_at(st, i);
 		const struct cpr_fd_rec *b = cpr_state_fd_at(back, i);
 
-		ASSERT_STREQ(a->name, b->name);
-		ASSERT_EQ(a->index, b->index);
-		ASSERT_EQ(a->fd, b->fd);
-		ASSERT_EQ(a->kind, b->kind) {
-			TH_LOG("fd record %u lost its kind", i);
-		}
+		CPR_ASSERT_TRUE(!strcmp(a->name, b->name),
+				"fd record %u came back named '%s', not '%s'",
+				i, b->name, a->name);
+		CPR_ASSERT_EQ(b->index, a->index,
+			      "fd record %u ('%s') came back with another index",
+			      i, a->name);
+		CPR_ASSERT_EQ(b->fd, a->fd,
+			      "fd record %u ('%s') came back with another fd",
+			      i, a->name);
+		CPR_ASSERT_EQ(b->kind, a->kind,
+			      "fd record %u ('%s') lost its kind: %s, not %s",
+			      i, a->name, cpr_fd_kind_name(b->kind),
+			      cpr_fd_kind_name(a->kind));
 	}
-	ASSERT_EQ(4u, cpr_state_nr_sections(back));
+	CPR_ASSERT_EQ(cpr_state_nr_sections(back), 4u,
+		      "four sections serialised, but the parsed state holds another number");
 	for (i = 0; i < 4; i++) {
-		ASSERT_EQ(0, cpr_state_section_at(st, i, &n1, &d1, &l1));
-		ASSERT_EQ(0, cpr_state_section_at(back, i, &n2, &d2, &l2));
-		ASSERT_STREQ(n1, n2);
-		ASSERT_EQ(l1, l2);
-		ASSERT_EQ(0, memcmp(d1, d2, l1)) {
-			TH_LOG("section '%s' changed on the way", n1);
-		}
+		CPR_ASSERT_OK(cpr_state_section_at(st, i, &n1, &d1, &l1),
+			      "reading section %u of the state serialised", i);
+		CPR_ASSERT_OK(cpr_state_section_at(back, i, &n2, &d2, &l2),
+			      "reading section %u of the parsed state", i);
+		CPR_ASSERT_TRUE(!strcmp(n1, n2),
+				"section %u came back named '%s', not '%s'",
+				i, n2, n1);
+		CPR_ASSERT_EQ(l2, l1, "section '%s' came back at another length",
+			      n1);
+		CPR_ASSERT_EQ(memcmp(d1, d2, l1), 0,
+			      "section '%s' changed on the way", n1);
 	}
 
 	/* One state, one encoding: written again it is the same bytes. */
-	ASSERT_EQ(0, cpr_state_to_buf(back, &again, &len2));
-	ASSERT_EQ(len, len2);
-	ASSERT_EQ(0, memcmp(buf, again, len)) {
-		TH_LOG("a parsed state serialises to other bytes");
-	}
+	cpr_test_state_to_buf(back, &again, &len2);
+	CPR_ASSERT_EQ(len2, len,
+		      "a parsed state serialises to another length");
+	CPR_ASSERT_EQ(memcmp(buf, again, len), 0,
+		      "a parsed state serialises to other bytes");
 	free(again);
 	free(buf);
 	cpr_state_free(back);
 	cpr_state_free(st);
 
 	/* An empty store is a valid state too. */
-	st = cpr_state_new();
-	ASSERT_NE(NULL, st);
-	ASSERT_EQ(0, cpr_state_to_buf(st, &buf, &len));
-	ASSERT_EQ(32u, len);
-	back = expect_parsed(_metadata, buf, len, CPR_PARSE_CHECK_FDS);
-	ASSERT_EQ(0u, cpr_state_nr_fds(back));
-	ASSERT_EQ(0u, cpr_state_nr_sections(back));
+	st = cpr_test_state_new();
+	cpr_test_state_to_buf(st, &buf, &len);
+	CPR_ASSERT_EQ(len, 32u,
+		      "an empty store does not serialise to a bare 32-byte header");
+	back = expect_parsed(buf, len, CPR_PARSE_CHECK_FDS);
+	CPR_ASSERT_EQ(cpr_state_nr_fds(back), 0u,
+		      "an empty state parsed into fd records");
+	CPR_ASSERT_EQ(cpr_state_nr_sections(back), 0u,
+		      "an empty state parsed into sections");
 	cpr_state_free(back);
 	cpr_state_free(st);
 	free(buf);
@@ -805,87 +891,86 @@ TEST(serialise_and_parse_keep_every_record_byte_for_byte)
 	close(pipefd[1]);
 }
 
+/* @ret: what letting @what the sealed state memfd gave; @seal forbids it. */
+static void assert_eperm(long ret, const char *seal, const char *what)
+{
+	CPR_ASSERT_EQ(ret, -1, "%s: the kernel let %s the sealed state memfd",
+		      seal, what);
+	CPR_ASSERT_EQ(errno, EPERM,
+		      "%s: the kernel refused to let %s the sealed state memfd, but with errno %d, not EPERM",
+		      seal, what, errno);
+}
+
 TEST(state_memfd_is_sealed_against_every_change)
 {
-	struct cpr_state *st = cpr_state_new(), *back = NULL;
+	struct cpr_state *st = cpr_test_state_new(), *back = NULL;
 	enum cpr_state_error why;
-	int efd = new_eventfd(_metadata);
+	int efd = new_eventfd();
 	int memfd = -1, flags;
 	struct stat sb;
 	size_t len;
+	ssize_t n;
 	void *buf, *map, *inside;
 
-	ASSERT_NE(NULL, st);
-	ASSERT_EQ(0, cpr_state_save_fd(st, "dev_interrupt", 0, efd));
-	ASSERT_EQ(0, cpr_state_set_u64(st, "cpr.generation", 1));
-	ASSERT_EQ(0, cpr_state_to_buf(st, &buf, &len));
-	ASSERT_EQ(0, cpr_state_to_memfd(st, &memfd)) {
-		TH_LOG("serialising into a memfd failed: %s",
-		       cpr_last_error());
-	}
+	cpr_test_save_fd(st, "dev_interrupt", 0, efd);
+	cpr_test_set_u64(st, "cpr.generation", 1);
+	cpr_test_state_to_buf(st, &buf, &len);
+	CPR_ASSERT_OK(cpr_state_to_memfd(st, &memfd),
+		      "serialising a state into a memfd");
 
-	ASSERT_EQ(CPR_FD_MEMFD, cpr_fd_kind_of(memfd));
+	assert_kind(memfd, CPR_FD_MEMFD, "the state memfd");
 	flags = fcntl(memfd, F_GETFD);
-	ASSERT_TRUE(flags & FD_CLOEXEC) {
-		TH_LOG("the state memfd must be close-on-exec");
-	}
-	ASSERT_EQ(0, lseek(memfd, 0, SEEK_CUR)) {
-		TH_LOG("the state memfd must be handed over at offset 0");
-	}
-	ASSERT_EQ(ALL_SEALS, fcntl(memfd, F_GET_SEALS)) {
-		TH_LOG("the state memfd lacks seals");
-	}
-	ASSERT_EQ(0, fstat(memfd, &sb));
-	ASSERT_EQ((off_t)len, sb.st_size);
+	CPR_ASSERT_TRUE(flags & FD_CLOEXEC,
+			"the state memfd is not close-on-exec (fd flags %d)",
+			flags);
+	CPR_ASSERT_EQ(lseek(memfd, 0, SEEK_CUR), 0,
+		      "the state memfd is not handed over at offset 0");
+	CPR_ASSERT_EQ(fcntl(memfd, F_GET_SEALS), ALL_SEALS,
+		      "the state memfd lacks seals");
+	CPR_ASSERT_SYS(fstat(memfd, &sb), "fstat of the state memfd");
+	CPR_ASSERT_EQ(sb.st_size, (off_t)len,
+		      "the state memfd is not the size of the serialised state");
 	inside = malloc(len);
-	ASSERT_NE(NULL, inside);
-	ASSERT_EQ((ssize_t)len, pread(memfd, inside, len, 0));
-	ASSERT_EQ(0, memcmp(buf, inside, len)) {
-		TH_LOG("the memfd does not hold the serialised state");
-	}
+	CPR_ASSERT_TRUE(inside, "allocating %zu bytes", len);
+	n = pread(memfd, inside, len, 0);
+	CPR_ASSERT_SYS(n, "reading the state memfd");
+	CPR_ASSERT_EQ(n, (ssize_t)len,
+		      "the state memfd gave fewer bytes than the serialised state holds");
+	CPR_ASSERT_EQ(memcmp(buf, inside, len), 0,
+		      "the state memfd does not hold the serialised state");
 	free(inside);
 
 	/* The kernel must refuse every change. */
-	ASSERT_EQ(-1, write(memfd, "x", 1)) {
-		TH_LOG("F_SEAL_WRITE: the kernel let write() through");
-	}
-	ASSERT_EQ(EPERM, errno);
-	ASSERT_EQ(-1, pwrite(memfd, "x", 1, 0)) {
-		TH_LOG("F_SEAL_WRITE: the kernel let pwrite() through");
-	}
-	ASSERT_EQ(EPERM, errno);
+	assert_eperm(write(memfd, "x", 1), "F_SEAL_WRITE", "write() change");
+	assert_eperm(pwrite(memfd, "x", 1, 0), "F_SEAL_WRITE",
+		     "pwrite() change");
 	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-	ASSERT_EQ(MAP_FAILED, map) {
-		TH_LOG("F_SEAL_WRITE: the kernel allowed a shared writable map");
-	}
-	ASSERT_EQ(EPERM, errno);
-	ASSERT_EQ(-1, ftruncate(memfd, len + 4096)) {
-		TH_LOG("F_SEAL_GROW: the kernel let ftruncate() grow it");
-	}
-	ASSERT_EQ(EPERM, errno);
-	ASSERT_EQ(-1, fallocate(memfd, 0, len, 4096)) {
-		TH_LOG("F_SEAL_GROW: the kernel let fallocate() grow it");
-	}
-	ASSERT_EQ(EPERM, errno);
-	ASSERT_EQ(-1, ftruncate(memfd, 8)) {
-		TH_LOG("F_SEAL_SHRINK: the kernel let ftruncate() shrink it");
-	}
-	ASSERT_EQ(EPERM, errno);
-	ASSERT_EQ(-1, fcntl(memfd, F_ADD_SEALS, F_SEAL_WRITE)) {
-		TH_LOG("F_SEAL_SEAL: the kernel let seals be added");
-	}
-	ASSERT_EQ(EPERM, errno);
-	ASSERT_EQ(0, fstat(memfd, &sb));
-	ASSERT_EQ((off_t)len, sb.st_size);
+	CPR_ASSERT_TRUE(map == MAP_FAILED,
+			"F_SEAL_WRITE: the kernel allowed a shared writable map of the sealed state memfd");
+	CPR_ASSERT_EQ(errno, EPERM,
+		      "F_SEAL_WRITE: the kernel refused a shared writable map of the sealed state memfd with errno %d, not EPERM",
+		      errno);
+	assert_eperm(ftruncate(memfd, len + 4096), "F_SEAL_GROW",
+		     "ftruncate() grow");
+	assert_eperm(fallocate(memfd, 0, len, 4096), "F_SEAL_GROW",
+		     "fallocate() grow");
+	assert_eperm(ftruncate(memfd, 8), "F_SEAL_SHRINK",
+		     "ftruncate() shrink");
+	assert_eperm(fcntl(memfd, F_ADD_SEALS, F_SEAL_WRITE), "F_SEAL_SEAL",
+		     "F_ADD_SEALS add a seal to");
+	CPR_ASSERT_SYS(fstat(memfd, &sb), "fstat of the state memfd");
+	CPR_ASSERT_EQ(sb.st_size, (off_t)len,
+		      "the sealed state memfd changed size");
 
 	/* And the successor takes it in, fds checked. */
-	ASSERT_EQ(0, cpr_state_from_memfd(memfd, CPR_PARSE_CHECK_FDS, &back,
-					  &why)) {
-		TH_LOG("a sealed state memfd was refused: %s",
-		       cpr_last_error());
-	}
-	ASSERT_EQ(CPR_STATE_OK, (int)why);
-	ASSERT_EQ(efd, cpr_state_find_fd(back, "dev_interrupt", 0));
+	CPR_ASSERT_OK(cpr_state_from_memfd(memfd, CPR_PARSE_CHECK_FDS, &back,
+					   &why),
+		      "a sealed state memfd was refused");
+	CPR_ASSERT_EQ(why, CPR_STATE_OK,
+		      "a sealed state memfd was taken with a refusal reason set (\"%s\")",
+		      cpr_state_error_name(why));
+	CPR_ASSERT_EQ(cpr_state_find_fd(back, "dev_interrupt", 0), efd,
+		      "'dev_interrupt'[0] came back from the state memfd with another fd");
 
 	cpr_state_free(back);
 	cpr_state_free(st);
@@ -894,9 +979,8 @@ TEST(state_memfd_is_sealed_against_every_change)
 	close(efd);
 }
 
-/* Load @fd as a state: it must be refused for @want_why saying @word. */
-static void expect_fd_refused(struct __test_metadata *_metadata,
-			      const char *what, int fd,
+/* Load @fd, which is @what, as a state: refused for @want_why saying @word. */
+static void expect_fd_refused(const char *what, int fd,
 			      enum cpr_state_error want_why, int want_ret,
 			      const char *word)
 {
@@ -908,25 +992,23 @@ static void expect_fd_refused(struct __test_metadata *_metadata,
 	cpr_log_set_quiet(true);
 	ret = cpr_state_from_memfd(fd, 0, &out, &why);
 	cpr_log_set_quiet(false);
-	ASSERT_EQ(want_ret, ret) {
-		TH_LOG("%s: loading returned %d (\"%s\")", what, ret,
-		       cpr_last_error());
-	}
-	ASSERT_EQ(want_why, why) {
-		TH_LOG("%s: refused as \"%s\", it must be \"%s\"", what,
-		       cpr_state_error_name(why),
-		       cpr_state_error_name(want_why));
-	}
-	ASSERT_TRUE(said(word)) {
-		TH_LOG("%s: the message \"%s\" does not say \"%s\"", what,
-		       cpr_last_error(), word);
-	}
+	CPR_ASSERT_NE(ret, 0, "a state was loaded from %s (fd %d)", what, fd);
+	CPR_ASSERT_EQ(ret, want_ret,
+		      "loading a state from %s (fd %d) was refused with %d, not %d (\"%s\")",
+		      what, fd, ret, want_ret, cpr_last_error());
+	CPR_ASSERT_EQ(why, want_why,
+		      "loading a state from %s (fd %d) was refused as \"%s\", not as \"%s\"",
+		      what, fd, cpr_state_error_name(why),
+		      cpr_state_error_name(want_why));
+	CPR_ASSERT_TRUE(said(word),
+			"the refusal to load a state from %s does not say \"%s\": \"%s\"",
+			what, word, cpr_last_error());
 	snprintf(fdnum, sizeof(fdnum), "fd %d", fd);
-	ASSERT_TRUE(said(fdnum)) {
-		TH_LOG("%s: the message \"%s\" does not name %s", what,
-		       cpr_last_error(), fdnum);
-	}
-	ASSERT_EQ(UNTOUCHED, out);
+	CPR_ASSERT_TRUE(said(fdnum),
+			"the refusal to load a state from %s does not name %s: \"%s\"",
+			what, fdnum, cpr_last_error());
+	CPR_ASSERT_TRUE(out == UNTOUCHED,
+			"the refused load of a state from %s wrote *out", what);
 }
 
 TEST(state_fd_must_be_a_memfd_with_all_four_seals)
@@ -941,45 +1023,48 @@ TEST(state_fd_must_be_a_memfd_with_all_four_seals)
 		{ F_SEAL_SEAL, "F_SEAL_SEAL" },
 	};
 	char path[] = "/tmp/cpr_state_test.XXXXXX";
-	int efd = new_eventfd(_metadata);
+	int efd = new_eventfd();
 	int fd, pipefd[2];
+	char what[64];
 	unsigned int i;
 	size_t len;
+	ssize_t n;
 	void *buf;
 
-	small_state(_metadata, efd, &buf, &len);
+	small_state(efd, &buf, &len);
 
-	fd = memfd_with(_metadata, buf, len, 0);
-	expect_fd_refused(_metadata, "memfd without seals", fd,
-			  CPR_STATE_ENOT_SEALED, -EBADFD, "not sealed");
+	fd = memfd_with(buf, len, 0);
+	expect_fd_refused("a memfd without seals", fd, CPR_STATE_ENOT_SEALED,
+			  -EBADFD, "not sealed");
 	close(fd);
 	for (i = 0; i < 4; i++) {
-		fd = memfd_with(_metadata, buf, len,
-				ALL_SEALS & ~seals[i].seal);
-		expect_fd_refused(_metadata, seals[i].name, fd,
-				  CPR_STATE_ENOT_SEALED, -EBADFD,
+		fd = memfd_with(buf, len, ALL_SEALS & ~seals[i].seal);
+		snprintf(what, sizeof(what), "a memfd without %s",
+			 seals[i].name);
+		expect_fd_refused(what, fd, CPR_STATE_ENOT_SEALED, -EBADFD,
 				  seals[i].name);
-		expect_fd_refused(_metadata, seals[i].name, fd,
-				  CPR_STATE_ENOT_SEALED, -EBADFD,
+		expect_fd_refused(what, fd, CPR_STATE_ENOT_SEALED, -EBADFD,
 				  "not sealed");
 		close(fd);
 	}
 
 	fd = mkstemp(path);
-	ASSERT_LE(0, fd) {
-		TH_LOG("mkstemp(%s): %s", path, strerror(errno));
-	}
+	CPR_ASSERT_SYS(fd, "creating a temporary file from %s", path);
 	unlink(path);
-	ASSERT_EQ((ssize_t)len, write(fd, buf, len));
-	expect_fd_refused(_metadata, "regular file", fd,
-			  CPR_STATE_ENOT_MEMFD, -EBADFD, "not a memfd");
+	n = write(fd, buf, len);
+	CPR_ASSERT_SYS(n, "writing %zu bytes into a temporary file", len);
+	CPR_ASSERT_EQ(n, (ssize_t)len,
+		      "a temporary file took only part of the %zu bytes written",
+		      len);
+	expect_fd_refused("a regular file", fd, CPR_STATE_ENOT_MEMFD, -EBADFD,
+			  "not a memfd");
 	close(fd);
 
-	ASSERT_EQ(0, pipe2(pipefd, O_CLOEXEC));
-	expect_fd_refused(_metadata, "pipe", pipefd[0],
-			  CPR_STATE_ENOT_MEMFD, -EBADFD, "not a memfd");
-	expect_fd_refused(_metadata, "closed fd", pipefd[0] + 100,
-			  CPR_STATE_ENOT_MEMFD, -EBADF, "not a memfd");
+	CPR_ASSERT_SYS(pipe2(pipefd, O_CLOEXEC), "creating a pipe");
+	expect_fd_refused("a pipe", pipefd[0], CPR_STATE_ENOT_MEMFD, -EBADFD,
+			  "not a memfd");
+	expect_fd_refused("a closed fd", pipefd[0] + 100, CPR_STATE_ENOT_MEMFD,
+			  -EBADF, "not a memfd");
 	close(pipefd[0]);
 	close(pipefd[1]);
 	free(buf);
@@ -988,19 +1073,20 @@ TEST(state_fd_must_be_a_memfd_with_all_four_seals)
 
 TEST(every_truncated_prefix_is_refused)
 {
-	int efd = new_eventfd(_metadata);
+	int efd = new_eventfd();
 	struct cpr_state *st;
-	char what[64];
+	char what[80];
 	size_t len, n;
 	void *buf;
 
-	small_state(_metadata, efd, &buf, &len);
+	small_state(efd, &buf, &len);
 	for (n = 0; n < len; n++) {
-		snprintf(what, sizeof(what), "first %zu of %zu bytes", n, len);
-		expect_refused(_metadata, what, buf, n, 0,
-			       CPR_STATE_ETRUNCATED, -EBADMSG, "truncated");
+		snprintf(what, sizeof(what), "only its first %zu of %zu bytes",
+			 n, len);
+		expect_refused(what, buf, n, 0, CPR_STATE_ETRUNCATED, -EBADMSG,
+			       "truncated");
 	}
-	st = expect_parsed(_metadata, buf, len, 0);
+	st = expect_parsed(buf, len, 0);
 	cpr_state_free(st);
 	free(buf);
 	close(efd);
@@ -1008,20 +1094,20 @@ TEST(every_truncated_prefix_is_refused)
 
 TEST(bad_magic_is_refused)
 {
-	int efd = new_eventfd(_metadata);
+	int efd = new_eventfd();
 	unsigned char *p;
 	char what[64];
 	size_t len, i;
 	void *buf;
 
-	small_state(_metadata, efd, &buf, &len);
+	small_state(efd, &buf, &len);
 	p = buf;
 	for (i = 0; i < 8; i++) {
 		p[i] ^= 0x20;
 		fix_checksum(p, len);
 		snprintf(what, sizeof(what), "magic byte %zu changed", i);
-		expect_refused(_metadata, what, p, len, 0, CPR_STATE_EMAGIC,
-			       -EBADMSG, "magic");
+		expect_refused(what, p, len, 0, CPR_STATE_EMAGIC, -EBADMSG,
+			       "magic");
 		p[i] ^= 0x20;
 	}
 	free(buf);
@@ -1031,19 +1117,19 @@ TEST(bad_magic_is_refused)
 TEST(unknown_version_is_refused)
 {
 	static const __u32 versions[] = { 0, 2, 0x100, 0xffffffffu };
-	int efd = new_eventfd(_metadata);
+	int efd = new_eventfd();
 	unsigned char *p;
 	char what[64];
 	size_t len, i;
 	void *buf;
 
-	small_state(_metadata, efd, &buf, &len);
+	small_state(efd, &buf, &len);
 	p = buf;
 	for (i = 0; i < ARRAY_SIZE(versions); i++) {
 		put32(p, W_VERSION, versions[i]);
 		fix_checksum(p, len);
 		snprintf(what, sizeof(what), "version %u", versions[i]);
-		expect_refused(_metadata, what, p, len, 0, CPR_STATE_EVERSION,
+		expect_refused(what, p, len, 0, CPR_STATE_EVERSION,
 			       -EPROTONOSUPPORT, "version");
 	}
 	free(buf);
@@ -1052,23 +1138,24 @@ TEST(unknown_version_is_refused)
 
 TEST(any_changed_record_byte_fails_the_checksum)
 {
-	int efd = new_eventfd(_metadata);
+	int efd = new_eventfd();
 	unsigned char *p;
-	char what[64];
+	char what[80];
 	size_t len, i;
 	void *buf;
 
-	small_state(_metadata, efd, &buf, &len);
+	small_state(efd, &buf, &len);
 	p = buf;
 	for (i = W_HDR_LEN; i < len; i++) {
 		p[i] ^= 0x01;
-		snprintf(what, sizeof(what), "byte %zu flipped", i);
-		expect_refused(_metadata, what, p, len, 0, CPR_STATE_ECHECKSUM,
-			       -EBADMSG, "checksum");
+		snprintf(what, sizeof(what),
+			 "byte %zu flipped (the checksum no longer matching)", i);
+		expect_refused(what, p, len, 0, CPR_STATE_ECHECKSUM, -EBADMSG,
+			       "checksum");
 		p[i] ^= 0x01;
 	}
 	p[W_CHECKSUM] ^= 0x80;
-	expect_refused(_metadata, "checksum field flipped", p, len, 0,
+	expect_refused("its checksum field flipped", p, len, 0,
 		       CPR_STATE_ECHECKSUM, -EBADMSG, "checksum");
 	free(buf);
 	close(efd);
@@ -1084,8 +1171,9 @@ TEST(duplicate_names_are_refused)
 	raw_fd(&r, "dev_interrupt", 0, 10, CPR_FD_EVENTFD);
 	raw_fd(&r, "dev_interrupt", 1, 11, CPR_FD_EVENTFD);
 	raw_end(&r);
-	st = expect_parsed(_metadata, r.buf, r.len, 0);
-	ASSERT_EQ(11, cpr_state_find_fd(st, "dev_interrupt", 1));
+	st = expect_parsed(r.buf, r.len, 0);
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 1), 11,
+		      "'dev_interrupt'[1], recorded as fd 11 beside [0], does not give fd 11");
 	cpr_state_free(st);
 
 	raw_begin(&r);
@@ -1093,21 +1181,22 @@ TEST(duplicate_names_are_refused)
 	raw_section(&r, "dev_msi", "abc", 3);
 	raw_fd(&r, "dev_interrupt", 0, 12, CPR_FD_EVENTFD);
 	raw_end(&r);
-	expect_refused(_metadata, "fd record twice", r.buf, r.len, 0,
+	expect_refused("the same fd record twice", r.buf, r.len, 0,
 		       CPR_STATE_EDUPLICATE, -EBADMSG, "duplicate");
-	ASSERT_TRUE(said("'dev_interrupt'[0]")) {
-		TH_LOG("the message \"%s\" does not name the record",
-		       cpr_last_error());
-	}
+	CPR_ASSERT_TRUE(said("'dev_interrupt'[0]"),
+			"the refusal of a duplicate fd record does not name it ('dev_interrupt'[0]): \"%s\"",
+			cpr_last_error());
 
 	raw_begin(&r);
 	raw_section(&r, "dev_msi", "abc", 3);
 	raw_fd(&r, "dev_msi", 0, 10, CPR_FD_EVENTFD);
 	raw_section(&r, "dev_msi", "abcdefgh", 8);
 	raw_end(&r);
-	expect_refused(_metadata, "section twice", r.buf, r.len, 0,
+	expect_refused("the same section twice", r.buf, r.len, 0,
 		       CPR_STATE_EDUPLICATE, -EBADMSG, "duplicate");
-	ASSERT_TRUE(said("'dev_msi'"));
+	CPR_ASSERT_TRUE(said("'dev_msi'"),
+			"the refusal of a duplicate section does not name it ('dev_msi'): \"%s\"",
+			cpr_last_error());
 }
 
 /*
@@ -1209,9 +1298,11 @@ TEST(absurd_lengths_and_malformed_records_are_refused)
 	struct raw r;
 
 	base_state(&r);
-	ASSERT_EQ(112u, r.len);
-	st = expect_parsed(_metadata, r.buf, r.len, 0);
-	ASSERT_EQ(0, cpr_state_find_fd(st, "dev_interrupt", 3));
+	CPR_ASSERT_EQ(r.len, 112u,
+		      "the base state is not laid out as this test describes it");
+	st = expect_parsed(r.buf, r.len, 0);
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_interrupt", 3), 0,
+		      "the base state's 'dev_interrupt'[3] does not give fd 0");
 	cpr_state_free(st);
 
 	for (i = 0; i < ARRAY_SIZE(bad_fields); i++) {
@@ -1226,23 +1317,24 @@ TEST(absurd_lengths_and_malformed_records_are_refused)
 			put64(r.buf, b->off, b->value);
 		/* A consistent checksum: the check under test is reached. */
 		fix_checksum(r.buf, r.len);
-		expect_refused(_metadata, b->what, r.buf, r.len, 0, b->why,
-			       -EBADMSG, b->word);
+		expect_refused(b->what, r.buf, r.len, 0, b->why, -EBADMSG,
+			       b->word);
 	}
 
 	/* Bytes after total_len. */
 	base_state(&r);
-	expect_refused(_metadata, "buffer longer than total_len", r.buf,
-		       r.len + 8, 0, CPR_STATE_ELENGTH, -EBADMSG, "stray");
+	expect_refused("8 bytes past its total_len", r.buf, r.len + 8, 0,
+		       CPR_STATE_ELENGTH, -EBADMSG, "stray");
 	/* A zeroed record after the last: a length of 0. */
 	base_state(&r);
-	ASSERT_EQ((__u32)W_REC_SECTION, get32(r.buf, 72));
+	CPR_ASSERT_EQ(get32(r.buf, 72), (__u32)W_REC_SECTION,
+		      "the base state has no section record at byte 72, as this test describes it");
 	put32(r.buf, 76, 40);
 	put32(r.buf, W_NR_RECORDS, 3);
 	put64(r.buf, W_TOTAL_LEN, 112 + 8);
 	fix_checksum(r.buf, 112 + 8);
-	expect_refused(_metadata, "zeroed record at the end", r.buf, 120,
-		       0, CPR_STATE_ERECORD, -EBADMSG, "length 0");
+	expect_refused("a zeroed record at the end", r.buf, 120, 0,
+		       CPR_STATE_ERECORD, -EBADMSG, "length 0");
 }
 
 TEST(random_corruption_is_refused_cleanly_or_reencodes_exactly)
@@ -1275,26 +1367,37 @@ TEST(random_corruption_is_refused_cleanly_or_reencodes_exactly)
 		len = r.len - (rand_r(&seed) % 4 == 0 ? 8 : 0);
 		fix_checksum(r.buf, len);
 		copy = malloc(len);
-		ASSERT_NE(NULL, copy);
+		CPR_ASSERT_TRUE(copy, "allocating %zu bytes", len);
 		memcpy(copy, r.buf, len);
 
+		cpr_clear_error();
 		cpr_log_set_quiet(true);
 		ret = cpr_state_parse(copy, len, 0, &st, &why);
 		cpr_log_set_quiet(false);
 		if (ret) {
-			ASSERT_NE(CPR_STATE_OK, (int)why);
-			ASSERT_TRUE(ret == -EBADMSG || ret == -EPROTONOSUPPORT);
-			ASSERT_NE(0, cpr_last_error()[0]);
+			CPR_ASSERT_NE(why, CPR_STATE_OK,
+				      "iteration %u: a corrupted state was refused (%d) without a reason",
+				      iter, ret);
+			CPR_ASSERT_TRUE(ret == -EBADMSG ||
+					ret == -EPROTONOSUPPORT,
+					"iteration %u: a corrupted state was refused with %d, neither -EBADMSG nor -EPROTONOSUPPORT (\"%s\")",
+					iter, ret, cpr_last_error());
+			CPR_ASSERT_NE(cpr_last_error()[0], 0,
+				      "iteration %u: a corrupted state was refused as \"%s\" without a message",
+				      iter, cpr_state_error_name(why));
 			free(copy);
 			continue;
 		}
 		nr_ok++;
-		ASSERT_EQ(0, cpr_state_to_buf(st, &again, &len2));
-		ASSERT_EQ(len, len2);
-		ASSERT_EQ(0, memcmp(copy, again, len)) {
-			TH_LOG("iteration %u: accepted bytes re-encode differently",
-			       iter);
-		}
+		CPR_ASSERT_OK(cpr_state_to_buf(st, &again, &len2),
+			      "iteration %u: serialising a corrupted state that was accepted",
+			      iter);
+		CPR_ASSERT_EQ(len2, len,
+			      "iteration %u: accepted bytes re-encode to another length",
+			      iter);
+		CPR_ASSERT_EQ(memcmp(copy, again, len), 0,
+			      "iteration %u: accepted bytes re-encode differently",
+			      iter);
 		free(again);
 		free(copy);
 		cpr_state_free(st);
@@ -1308,87 +1411,99 @@ TEST(recorded_fd_must_still_be_open)
 	struct cpr_state *st;
 	size_t len;
 	void *buf;
-	int efd = new_eventfd(_metadata);
+	int efd = new_eventfd();
 
-	small_state(_metadata, efd, &buf, &len);
+	small_state(efd, &buf, &len);
 	close(efd);
 
 	/* Without the check, the fd number is just data ... */
-	st = expect_parsed(_metadata, buf, len, 0);
-	ASSERT_EQ(efd, cpr_state_find_fd(st, "dev_kvm_interrupt", 3));
+	st = expect_parsed(buf, len, 0);
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, "dev_kvm_interrupt", 3), efd,
+		      "'dev_kvm_interrupt'[3] of a state loaded without the fd check does not give its recorded fd %d",
+		      efd);
 	/* ... until it is checked on the loaded state. */
 	cpr_log_set_quiet(true);
-	EXPECT_EQ(-EBADF, cpr_state_check_fds(st, &why));
+	CPR_ASSERT_EQ(cpr_state_check_fds(st, &why), -EBADF,
+		      "checking the fds of a loaded state did not refuse its recorded fd %d, closed, with -EBADF",
+		      efd);
 	cpr_log_set_quiet(false);
-	EXPECT_EQ(CPR_STATE_EFD_CLOSED, (int)why);
-	EXPECT_TRUE(said("fd record 'dev_kvm_interrupt'[3]")) {
-		TH_LOG("the message \"%s\" does not name the record",
-		       cpr_last_error());
-	}
+	CPR_ASSERT_EQ(why, CPR_STATE_EFD_CLOSED,
+		      "the check of a loaded state refused its closed fd as \"%s\", not as \"%s\"",
+		      cpr_state_error_name(why),
+		      cpr_state_error_name(CPR_STATE_EFD_CLOSED));
+	CPR_ASSERT_TRUE(said("fd record 'dev_kvm_interrupt'[3]"),
+			"the check's refusal of a closed fd does not name the record 'dev_kvm_interrupt'[3]: \"%s\"",
+			cpr_last_error());
 	cpr_state_free(st);
 
-	expect_refused(_metadata, "recorded fd closed", buf, len,
-		       CPR_PARSE_CHECK_FDS, CPR_STATE_EFD_CLOSED, -EBADF,
-		       "not open");
-	ASSERT_TRUE(said("'dev_kvm_interrupt'[3]")) {
-		TH_LOG("the message \"%s\" does not name the record",
-		       cpr_last_error());
-	}
+	expect_refused("its recorded fd closed", buf, len, CPR_PARSE_CHECK_FDS,
+		       CPR_STATE_EFD_CLOSED, -EBADF, "not open");
+	CPR_ASSERT_TRUE(said("'dev_kvm_interrupt'[3]"),
+			"the refusal of a state whose recorded fd is closed does not name the record 'dev_kvm_interrupt'[3]: \"%s\"",
+			cpr_last_error());
 	free(buf);
 }
 
 TEST(recorded_fd_must_still_be_of_its_kind)
 {
 	enum cpr_state_error why;
-	int efd = new_eventfd(_metadata);
+	int efd = new_eventfd();
 	struct cpr_state *st;
 	char expect[96];
 	size_t len;
 	void *buf;
 	int mfd;
 
-	small_state(_metadata, efd, &buf, &len);
+	small_state(efd, &buf, &len);
 	/* The eventfd's number now holds a memfd. */
-	mfd = memfd_with(_metadata, "", 0, 0);
-	ASSERT_EQ(efd, dup2(mfd, efd));
+	mfd = memfd_with("", 0, 0);
+	CPR_ASSERT_SYS(dup2(mfd, efd),
+		       "putting a memfd in place of eventfd %d", efd);
 	close(mfd);
 
 	snprintf(expect, sizeof(expect),
 		 "fd record 'dev_kvm_interrupt'[3]: fd %d is a memfd, recorded as eventfd",
 		 efd);
 	/* Checked after the load: the same refusal, the same words. */
-	st = expect_parsed(_metadata, buf, len, 0);
+	st = expect_parsed(buf, len, 0);
 	cpr_log_set_quiet(true);
-	EXPECT_EQ(-EBADFD, cpr_state_check_fds(st, &why));
+	CPR_ASSERT_EQ(cpr_state_check_fds(st, &why), -EBADFD,
+		      "checking the fds of a loaded state did not refuse a memfd recorded as an eventfd (fd %d) with -EBADFD",
+		      efd);
 	cpr_log_set_quiet(false);
-	EXPECT_EQ(CPR_STATE_EFD_KIND, (int)why);
-	EXPECT_TRUE(said(expect)) {
-		TH_LOG("the message \"%s\" does not say \"%s\"",
-		       cpr_last_error(), expect);
-	}
+	CPR_ASSERT_EQ(why, CPR_STATE_EFD_KIND,
+		      "the check of a loaded state refused an fd of another kind as \"%s\", not as \"%s\"",
+		      cpr_state_error_name(why),
+		      cpr_state_error_name(CPR_STATE_EFD_KIND));
+	CPR_ASSERT_TRUE(said(expect),
+			"the check's refusal of an fd of another kind does not say \"%s\": \"%s\"",
+			expect, cpr_last_error());
 	cpr_state_free(st);
-	expect_refused(_metadata, "eventfd replaced by a memfd", buf, len,
-		       CPR_PARSE_CHECK_FDS, CPR_STATE_EFD_KIND, -EBADFD,
-		       "kind");
-	ASSERT_TRUE(said(expect)) {
-		TH_LOG("the message \"%s\" does not say \"%s\"",
-		       cpr_last_error(), expect);
-	}
+	expect_refused("its eventfd replaced by a memfd", buf, len,
+		       CPR_PARSE_CHECK_FDS, CPR_STATE_EFD_KIND, -EBADFD, "kind");
+	CPR_ASSERT_TRUE(said(expect),
+			"the refusal of a state whose eventfd is now a memfd does not say \"%s\": \"%s\"",
+			expect, cpr_last_error());
 	free(buf);
 	close(efd);
 }
 
 TEST(refusal_reasons_have_names)
 {
+	const char *name;
 	int e;
 
 	for (e = 0; e < CPR_STATE_ERROR_MAX; e++) {
-		ASSERT_NE(NULL, cpr_state_error_name(e));
-		ASSERT_STRNE("invalid", cpr_state_error_name(e));
+		name = cpr_state_error_name(e);
+		CPR_ASSERT_TRUE(name, "refusal reason %d has no name", e);
+		CPR_ASSERT_TRUE(strcmp(name, "invalid"),
+				"refusal reason %d is named \"invalid\", the name of no reason",
+				e);
 	}
-	ASSERT_STREQ("invalid", cpr_state_error_name(CPR_STATE_ERROR_MAX));
-	ASSERT_STREQ("truncated",
-		     cpr_state_error_name(CPR_STATE_ETRUNCATED));
+	assert_same_name(cpr_state_error_name(CPR_STATE_ERROR_MAX), "invalid",
+			 "the refusal reason CPR_STATE_ERROR_MAX");
+	assert_same_name(cpr_state_error_name(CPR_STATE_ETRUNCATED),
+			 "truncated", "the refusal reason CPR_STATE_ETRUNCATED");
 }
 
 TEST_HARNESS_MAIN
