@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The tiny real-mode guest of the vfio_cpr KVM VM, and the loop that runs a
- * vCPU until its interrupt handler reports a vector.
+ * The tiny real-mode guest of the vfio_cpr KVM VM: its memory, its image
+ * and its vCPUs' set-up, and the loop that runs a vCPU until its interrupt
+ * handler reports a vector.
  *
  * Guest memory (segment 0, guest physical = offset in vm->mem):
  *
@@ -31,11 +32,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <linux/types.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/kvm.h>
@@ -45,6 +48,7 @@
 
 #include "internal.h"
 
+#define GUEST_MEM_SIZE		0x10000u	/* 64 KiB at GPA 0 */
 #define GUEST_IVT		0x0000u
 #define GUEST_MAIN		0x0400u
 #define GUEST_STUBS		0x0500u
@@ -63,6 +67,9 @@
 #define CPUID_1_EDX_APIC	0x00000200u	/* bit 9 */
 #define CPUID_1_ECX_X2APIC	0x00200000u	/* bit 21 */
 #define VECTOR_GP		13
+
+/* Where Intel's real-mode support may put its TSS (3 pages), as QEMU does. */
+#define VMX_TSS_ADDR		0xfffbd000ul
 
 #if GUEST_FAULT_PORT > 0xff
 #error "OUT imm8 needs ports below 256"
@@ -146,7 +153,7 @@ static __u8 *guest_common(__u8 *p)
 	return put8(p, 0xcf);			/* iret */
 }
 
-int cpr_vm_guest_load(struct cpr_vm *vm)
+static int guest_load(struct cpr_vm *vm)
 {
 	__u8 *mem = vm->mem;
 	__u8 *p;
@@ -242,7 +249,7 @@ out:
 	return ret;
 }
 
-int cpr_vm_guest_vcpu_init(struct cpr_vm *vm, unsigned int vcpu)
+static int guest_vcpu_init(struct cpr_vm *vm, unsigned int vcpu)
 {
 	int fd = vm->vcpu_fd[vcpu];
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
@@ -287,6 +294,62 @@ int cpr_vm_guest_vcpu_init(struct cpr_vm *vm, unsigned int vcpu)
 			       "KVM_SET_MP_STATE vcpu %u (fd %d) runnable",
 			       vcpu, fd);
 	return 0;
+}
+
+/* Guest memory at GPA 0 (and, where real mode needs it, the TSS). */
+static int guest_mem(struct cpr_vm *vm)
+{
+	struct kvm_userspace_memory_region region;
+	void *mem;
+
+	/* Real mode on Intel without unrestricted guest needs a TSS. */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
+	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, VMX_TSS_ADDR) < 0)
+		return cpr_err(-errno, "KVM_SET_TSS_ADDR 0x%lx on vm fd %d",
+			       VMX_TSS_ADDR, vm->vm_fd);
+
+	mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		return cpr_err(-errno, "mmap %u bytes of guest memory",
+			       GUEST_MEM_SIZE);
+	vm->mem = mem;
+	vm->mem_size = GUEST_MEM_SIZE;
+
+	memset(&region, 0, sizeof(region));
+	region.slot = 0;
+	region.guest_phys_addr = 0;
+	region.memory_size = vm->mem_size;
+	region.userspace_addr = (uintptr_t)vm->mem;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		int ret = cpr_err(-errno,
+				  "KVM_SET_USER_MEMORY_REGION slot 0 gpa 0 size 0x%zx at %p on vm fd %d",
+				  vm->mem_size, vm->mem, vm->vm_fd);
+
+		munmap(vm->mem, vm->mem_size);
+		vm->mem = NULL;
+		return ret;
+	}
+	return 0;
+}
+
+int cpr_vm_guest_setup(struct cpr_vm *vm)
+{
+	unsigned int i;
+	int ret;
+
+	if (vm->guest_ready)
+		return 0;
+	ret = cpr_vm_live(vm, "setting up the guest");
+	if (!ret && !vm->mem)
+		ret = guest_mem(vm);
+	if (!ret)
+		ret = guest_load(vm);
+	for (i = 0; i < vm->nr_vcpus && !ret; i++)
+		ret = guest_vcpu_init(vm, i);
+	if (!ret)
+		vm->guest_ready = true;
+	return ret;
 }
 
 /*

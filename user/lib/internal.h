@@ -14,11 +14,10 @@
 #include "vfio_cpr/vfio.h"
 
 /*
- * guest.c, for kvm.c: write the guest image into vm->mem, and point @vcpu
- * at it (real-mode registers, own stack, runnable).
+ * kvm.c: 0, or -ESHUTDOWN with a message starting with @what once
+ * cpr_vm_quiesce() closed the VM fd.
  */
-int cpr_vm_guest_load(struct cpr_vm *vm);
-int cpr_vm_guest_vcpu_init(struct cpr_vm *vm, unsigned int vcpu);
+int cpr_vm_live(struct cpr_vm *vm, const char *what);
 
 /* vectors.c, for cpr_vm_destroy(): end a relay left running. */
 void cpr_vm_relay_end(struct cpr_vm *vm);

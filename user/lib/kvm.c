@@ -29,10 +29,6 @@
 #include "internal.h"
 
 #define KVM_DEV_PATH		"/dev/kvm"
-#define GUEST_MEM_SIZE		0x10000u	/* 64 KiB at GPA 0 */
-
-/* Where Intel's real-mode support may put its TSS (3 pages), as QEMU does. */
-#define VMX_TSS_ADDR		0xfffbd000ul
 
 /* KVM's default routing (x86): GSI 0-23 -> IOAPIC, GSI 0-15 -> PIC too. */
 #define NR_IOAPIC_PINS		24
@@ -196,42 +192,6 @@ static int vm_make(struct cpr_vm *vm)
 	return 0;
 }
 
-static int vm_mem(struct cpr_vm *vm)
-{
-	struct kvm_userspace_memory_region region;
-	void *mem;
-
-	/* Real mode on Intel without unrestricted guest needs a TSS. */
-	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
-	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, VMX_TSS_ADDR) < 0)
-		return cpr_err(-errno, "KVM_SET_TSS_ADDR 0x%lx on vm fd %d",
-			       VMX_TSS_ADDR, vm->vm_fd);
-
-	mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
-		return cpr_err(-errno, "mmap %u bytes of guest memory",
-			       GUEST_MEM_SIZE);
-	vm->mem = mem;
-	vm->mem_size = GUEST_MEM_SIZE;
-
-	memset(&region, 0, sizeof(region));
-	region.slot = 0;
-	region.guest_phys_addr = 0;
-	region.memory_size = vm->mem_size;
-	region.userspace_addr = (uintptr_t)vm->mem;
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		int ret = cpr_err(-errno,
-				  "KVM_SET_USER_MEMORY_REGION slot 0 gpa 0 size 0x%zx at %p on vm fd %d",
-				  vm->mem_size, vm->mem, vm->vm_fd);
-
-		munmap(vm->mem, vm->mem_size);
-		vm->mem = NULL;
-		return ret;
-	}
-	return 0;
-}
-
 static size_t routing_size(unsigned int nr)
 {
 	return sizeof(struct kvm_irq_routing) +
@@ -381,32 +341,13 @@ fail:
 }
 
 /* What needs the VM fd fails clearly once cpr_vm_quiesce() closed it. */
-static int vm_live(struct cpr_vm *vm, const char *what)
+int cpr_vm_live(struct cpr_vm *vm, const char *what)
 {
 	if (vm->quiesced)
 		return cpr_err(-ESHUTDOWN,
 			       "%s: the VM was quiesced for a handoff (its fd is closed)",
 			       what);
 	return 0;
-}
-
-int cpr_vm_guest_setup(struct cpr_vm *vm)
-{
-	unsigned int i;
-	int ret;
-
-	if (vm->guest_ready)
-		return 0;
-	ret = vm_live(vm, "setting up the guest");
-	if (!ret && !vm->mem)
-		ret = vm_mem(vm);
-	if (!ret)
-		ret = cpr_vm_guest_load(vm);
-	for (i = 0; i < vm->nr_vcpus && !ret; i++)
-		ret = cpr_vm_guest_vcpu_init(vm, i);
-	if (!ret)
-		vm->guest_ready = true;
-	return ret;
 }
 
 int cpr_vm_quiesce(struct cpr_vm *vm)
@@ -546,7 +487,7 @@ int cpr_vm_routes_commit(struct cpr_vm *vm)
 
 	if (!vm->routes_dirty)
 		return 0;
-	ret = vm_live(vm, "KVM_SET_GSI_ROUTING");
+	ret = cpr_vm_live(vm, "KVM_SET_GSI_ROUTING");
 	if (ret)
 		return ret;
 	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, vm->routing) < 0)
@@ -565,7 +506,7 @@ int cpr_vm_irqfd_assign(struct cpr_vm *vm, int fd, unsigned int gsi,
 	struct kvm_irqfd irqfd;
 	int ret;
 
-	ret = vm_live(vm, "KVM_IRQFD assign");
+	ret = cpr_vm_live(vm, "KVM_IRQFD assign");
 	if (ret)
 		return ret;
 	memset(&irqfd, 0, sizeof(irqfd));
@@ -593,7 +534,7 @@ int cpr_vm_irqfd_deassign(struct cpr_vm *vm, int fd, unsigned int gsi)
 	struct kvm_irqfd irqfd;
 	int ret;
 
-	ret = vm_live(vm, "KVM_IRQFD deassign");
+	ret = cpr_vm_live(vm, "KVM_IRQFD deassign");
 	if (ret)
 		return ret;
 	memset(&irqfd, 0, sizeof(irqfd));
@@ -620,7 +561,7 @@ int cpr_vm_ioapic_pin(struct cpr_vm *vm, unsigned int pin,
 	    vector > 0xff)
 		return cpr_err(-EINVAL, "IOAPIC pin %u vector 0x%x out of range",
 			       pin, vector);
-	if (vm_live(vm, "programming an IOAPIC pin"))
+	if (cpr_vm_live(vm, "programming an IOAPIC pin"))
 		return -ESHUTDOWN;
 	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip))
 		return cpr_err(-errno, "KVM_GET_IRQCHIP IOAPIC on vm fd %d",
@@ -639,7 +580,7 @@ int cpr_vm_signal_msi(struct cpr_vm *vm, const struct cpr_msi_msg *msg)
 	struct kvm_msi msi;
 	int ret;
 
-	ret = vm_live(vm, "KVM_SIGNAL_MSI");
+	ret = cpr_vm_live(vm, "KVM_SIGNAL_MSI");
 	if (ret)
 		return ret;
 	memset(&msi, 0, sizeof(msi));
@@ -723,7 +664,7 @@ int cpr_vm_vfio_dev(struct cpr_vm *vm)
 
 	if (vm->vfio_dev_fd >= 0)
 		return vm->vfio_dev_fd;
-	if (vm_live(vm, "creating the KVM-VFIO device"))
+	if (cpr_vm_live(vm, "creating the KVM-VFIO device"))
 		return -ESHUTDOWN;
 	memset(&dev, 0, sizeof(dev));
 	dev.type = KVM_DEV_TYPE_VFIO;
