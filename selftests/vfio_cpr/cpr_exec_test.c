@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "cpr_assert.h"
 #include "cpr_test_util.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/state.h"
@@ -45,24 +46,53 @@ static void section_bytes(__u8 *buf, size_t len)
 }
 
 /* State with NR_EVENTFDS signalled eventfds and one section. */
-static struct cpr_state *make_state(struct __test_metadata *_metadata)
+static struct cpr_state *make_state(void)
 {
-	struct cpr_state *st = cpr_state_new();
+	struct cpr_state *st = cpr_test_state_new();
 	__u8 sec[300];
 	unsigned int i;
+	ssize_t n;
 
-	ASSERT_NE(NULL, st);
 	for (i = 0; i < NR_EVENTFDS; i++) {
 		__u64 v = counter_of(i);
 		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
-		ASSERT_LE(0, fd);
-		ASSERT_EQ((ssize_t)sizeof(v), write(fd, &v, sizeof(v)));
-		ASSERT_EQ(0, cpr_state_save_fd(st, EFD_NAME, i, fd));
+		CPR_ASSERT_SYS(fd, "creating eventfd '%s'[%u]", EFD_NAME, i);
+		n = write(fd, &v, sizeof(v));
+		CPR_ASSERT_SYS(n, "signalling eventfd '%s'[%u] (fd %d)",
+			       EFD_NAME, i, fd);
+		CPR_ASSERT_EQ(n, (ssize_t)sizeof(v),
+			      "a short write signalling eventfd '%s'[%u]",
+			      EFD_NAME, i);
+		cpr_test_save_fd(st, EFD_NAME, i, fd);
 	}
 	section_bytes(sec, sizeof(sec));
-	ASSERT_EQ(0, cpr_state_set_section(st, SEC_NAME, sec, sizeof(sec)));
+	cpr_test_set_section(st, SEC_NAME, sec, sizeof(sec));
 	return st;
+}
+
+/* Read eventfd @fd's count, which must be there: '@name'[@i]. */
+static __u64 read_count(int fd, const char *name, unsigned int i)
+{
+	__u64 v = 0;
+	ssize_t n = read(fd, &v, sizeof(v));
+
+	CPR_ASSERT_SYS(n, "reading the count of eventfd '%s'[%u] (fd %d)",
+		       name, i, fd);
+	CPR_ASSERT_EQ(n, (ssize_t)sizeof(v),
+		      "a short read of eventfd '%s'[%u] (fd %d)", name, i, fd);
+	return v;
+}
+
+/* Signal @v on eventfd @fd, '@name'[@i]. */
+static void write_count(int fd, __u64 v, const char *name, unsigned int i)
+{
+	ssize_t n = write(fd, &v, sizeof(v));
+
+	CPR_ASSERT_SYS(n, "signalling eventfd '%s'[%u] (fd %d)", name, i, fd);
+	CPR_ASSERT_EQ(n, (ssize_t)sizeof(v),
+		      "a short write signalling eventfd '%s'[%u] (fd %d)", name,
+		      i, fd);
 }
 
 /* Successor: everything the predecessor made must be here, as it was. */
@@ -73,35 +103,43 @@ static void check_inherited(struct cpr_resume_info *info)
 	unsigned int i;
 	size_t len;
 
-	SUCC_ASSERT(!getenv(CPR_STATE_ENV),
-		    "$%s still set after cpr_resume()", CPR_STATE_ENV);
-	SUCC_ASSERT(info->handoff_start_ns &&
-		    info->handoff_start_ns <= cpr_now_ns(),
-		    "handoff start %llu not recorded or in the future",
-		    (unsigned long long)info->handoff_start_ns);
+	CPR_ASSERT_TRUE(!getenv(CPR_STATE_ENV),
+			"$%s is still set in the successor after cpr_resume()",
+			CPR_STATE_ENV);
+	CPR_ASSERT_NE(info->handoff_start_ns, 0,
+		      "the start of the handoff was not recorded in the state");
+	CPR_ASSERT_LE(info->handoff_start_ns, cpr_now_ns(),
+		      "the recorded start of the handoff lies in the future");
 
 	for (i = 0; i < NR_EVENTFDS; i++) {
 		int fd = cpr_state_find_fd(info->st, EFD_NAME, i);
-		__u64 v = 0;
+		int flags;
 
-		SUCC_ASSERT(fd >= 0, "'%s'[%u] missing from the inherited state",
-			    EFD_NAME, i);
-		SUCC_ASSERT_EQ(CPR_FD_EVENTFD, cpr_fd_kind_of(fd),
-			       "inherited fd %d of '%s'[%u] is not an eventfd",
-			       fd, EFD_NAME, i);
-		SUCC_ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC,
-			    "FD_CLOEXEC not restored on inherited eventfd %d",
-			    fd);
-		SUCC_ASSERT_EQ(sizeof(v), read(fd, &v, sizeof(v)),
-			       "reading inherited eventfd %d", fd);
-		SUCC_ASSERT_EQ(counter_of(i), v,
-			       "eventfd '%s'[%u] lost its counter across exec",
-			       EFD_NAME, i);
+		CPR_ASSERT_GE(fd, 0,
+			      "'%s'[%u] is missing from the inherited state",
+			      EFD_NAME, i);
+		CPR_ASSERT_EQ(cpr_fd_kind_of(fd), CPR_FD_EVENTFD,
+			      "inherited fd %d of '%s'[%u] is not an eventfd",
+			      fd, EFD_NAME, i);
+		flags = fcntl(fd, F_GETFD);
+		CPR_ASSERT_SYS(flags, "reading the flags of inherited fd %d",
+			       fd);
+		CPR_ASSERT_TRUE(flags & FD_CLOEXEC,
+				"FD_CLOEXEC was not put back on inherited fd %d after the handoff",
+				fd);
+		CPR_ASSERT_EQ(read_count(fd, EFD_NAME, i), counter_of(i),
+			      "eventfd '%s'[%u] lost its count across the exec",
+			      EFD_NAME, i);
 	}
 	sec = cpr_state_get_section(info->st, SEC_NAME, &len);
 	section_bytes(want, sizeof(want));
-	SUCC_ASSERT(sec && len == sizeof(want) && !memcmp(sec, want, len),
-		    "section '%s' changed across exec", SEC_NAME);
+	CPR_ASSERT_TRUE(sec, "section '%s' is missing from the inherited state",
+			SEC_NAME);
+	CPR_ASSERT_EQ(len, sizeof(want),
+		      "section '%s' changed its length across the exec",
+		      SEC_NAME);
+	CPR_ASSERT_EQ(memcmp(sec, want, len), 0,
+		      "section '%s' changed across the exec", SEC_NAME);
 }
 
 static int successor_counters(const char *arg)
@@ -110,7 +148,8 @@ static int successor_counters(const char *arg)
 
 	(void)arg;
 	cpr_test_resume(&info);
-	SUCC_ASSERT_EQ(1, info.generation, "first successor's generation");
+	CPR_ASSERT_EQ(info.generation, 1,
+		      "the first successor was not told it is generation 1");
 	check_inherited(&info);
 	cpr_state_free(info.st);
 	return 0;
@@ -118,43 +157,41 @@ static int successor_counters(const char *arg)
 
 TEST(counters_and_flags_survive_exec)
 {
-	struct cpr_state *st = make_state(_metadata);
+	struct cpr_state *st = make_state();
 
-	cpr_test_exec_self(st, "counters", NULL);
-	TH_LOG("exec into the successor failed: %s", cpr_last_error());
-	ASSERT_TRUE(false);
+	CPR_ASSERT_OK(cpr_test_exec_self(st, "counters", NULL),
+		      "exec into the successor");
+	CPR_FAIL("exec into the successor returned without an error");
 }
 
 /* Flags, environment and state exactly as they were before the attempt. */
-static void check_rolled_back(struct __test_metadata *_metadata,
-			      struct cpr_state *st, const int *flags)
+static void check_rolled_back(struct cpr_state *st, const int *flags)
 {
 	__u64 v;
 	unsigned int i;
 
-	ASSERT_EQ(NULL, getenv(CPR_STATE_ENV)) {
-		TH_LOG("$%s left set after the failed exec", CPR_STATE_ENV);
-	}
-	ASSERT_EQ(-ENOENT, cpr_state_get_u64(st, CPR_SEC_GENERATION, &v)) {
-		TH_LOG("failed exec bumped the generation");
-	}
-	ASSERT_EQ(-ENOENT, cpr_state_get_u64(st, CPR_SEC_HANDOFF_START, &v)) {
-		TH_LOG("failed exec left a handoff start behind");
-	}
+	CPR_ASSERT_TRUE(!getenv(CPR_STATE_ENV),
+			"$%s was left set after the failed exec",
+			CPR_STATE_ENV);
+	CPR_ASSERT_EQ(cpr_state_get_u64(st, CPR_SEC_GENERATION, &v), -ENOENT,
+		      "the failed exec left a generation in the state");
+	CPR_ASSERT_EQ(cpr_state_get_u64(st, CPR_SEC_HANDOFF_START, &v),
+		      -ENOENT,
+		      "the failed exec left a handoff start in the state");
 	for (i = 0; i < NR_EVENTFDS; i++) {
 		int fd = cpr_state_find_fd(st, EFD_NAME, i);
 
-		ASSERT_LE(0, fd);
-		ASSERT_EQ(flags[i], fcntl(fd, F_GETFD)) {
-			TH_LOG("fd flags of '%s'[%u] fd %d not restored after the failed exec",
-			       EFD_NAME, i, fd);
-		}
+		CPR_ASSERT_GE(fd, 0,
+			      "'%s'[%u] is missing from the state after the failed exec",
+			      EFD_NAME, i);
+		CPR_ASSERT_EQ(fcntl(fd, F_GETFD), flags[i],
+			      "the fd flags of '%s'[%u] (fd %d) were not restored after the failed exec",
+			      EFD_NAME, i, fd);
 	}
 }
 
 /* Every fd @st names has FD_CLOEXEC clear (@clear) or its @flags. */
-static void check_flags(struct __test_metadata *_metadata,
-			struct cpr_state *st, const int *flags, bool clear,
+static void check_flags(struct cpr_state *st, const int *flags, bool clear,
 			const char *when)
 {
 	unsigned int i;
@@ -163,18 +200,21 @@ static void check_flags(struct __test_metadata *_metadata,
 		int fd = cpr_state_find_fd(st, EFD_NAME, i);
 		int now = fcntl(fd, F_GETFD);
 
-		ASSERT_EQ(clear ? 0 : flags[i], now) {
-			TH_LOG("%s: fd %d of '%s'[%u] has flags %d", when, fd,
-			       EFD_NAME, i, now);
-		}
+		if (clear)
+			CPR_ASSERT_EQ(now, 0,
+				      "%s: FD_CLOEXEC was not cleared on fd %d of '%s'[%u]",
+				      when, fd, EFD_NAME, i);
+		else
+			CPR_ASSERT_EQ(now, flags[i],
+				      "%s: the flags of fd %d of '%s'[%u] were not put back as they were",
+				      when, fd, EFD_NAME, i);
 	}
 }
 
-static void failed_exec_rolls_back(struct __test_metadata *_metadata,
-				   const char *path, int expect_err,
+static void failed_exec_rolls_back(const char *path, int expect_err,
 				   bool remove_path, bool prepare)
 {
-	struct cpr_state *st = make_state(_metadata);
+	struct cpr_state *st = make_state();
 	int flags[NR_EVENTFDS], before, after, fd;
 	unsigned int i;
 	__u64 v;
@@ -184,62 +224,65 @@ static void failed_exec_rolls_back(struct __test_metadata *_metadata,
 	argv[1] = NULL;
 	/* One fd was not close-on-exec to begin with: it must stay so. */
 	fd = cpr_state_find_fd(st, EFD_NAME, 3);
-	ASSERT_EQ(0, fcntl(fd, F_SETFD, 0));
+	CPR_ASSERT_SYS(fcntl(fd, F_SETFD, 0),
+		       "clearing FD_CLOEXEC on '%s'[3] (fd %d)", EFD_NAME, fd);
 	for (i = 0; i < NR_EVENTFDS; i++)
 		flags[i] = fcntl(cpr_state_find_fd(st, EFD_NAME, i), F_GETFD);
 	before = cpr_state_nr_fds(st);
 
 	if (prepare) {
 		/* Cleared ahead, put back by a cancel, cleared again. */
-		ASSERT_EQ(0, cpr_exec_prepare(st));
-		check_flags(_metadata, st, flags, true, "after prepare");
+		CPR_ASSERT_OK(cpr_exec_prepare(st),
+			      "clearing FD_CLOEXEC ahead of the exec (cpr_exec_prepare())");
+		check_flags(st, flags, true, "after cpr_exec_prepare()");
 		cpr_exec_cancel(st);
-		check_flags(_metadata, st, flags, false, "after cancel");
-		ASSERT_EQ(0, cpr_exec_prepare(st));
-		check_flags(_metadata, st, flags, true, "prepared again");
+		check_flags(st, flags, false, "after cpr_exec_cancel()");
+		CPR_ASSERT_OK(cpr_exec_prepare(st),
+			      "clearing FD_CLOEXEC ahead of the exec again, after a cancel");
+		check_flags(st, flags, true, "after cpr_exec_prepare() again");
 	}
 	cpr_log_set_quiet(true);
-	ASSERT_EQ(expect_err, cpr_exec(st, path, argv));
+	CPR_ASSERT_EQ(cpr_exec(st, path, argv), expect_err,
+		      "the exec of %s did not fail with %d (\"%s\")", path,
+		      expect_err, cpr_last_error());
 	cpr_log_set_quiet(false);
-	ASSERT_NE(NULL, strstr(cpr_last_error(), path)) {
-		TH_LOG("error does not name the binary: %s", cpr_last_error());
-	}
+	CPR_ASSERT_TRUE(strstr(cpr_last_error(), path),
+			"the failed exec's error does not name the binary %s: \"%s\"",
+			path, cpr_last_error());
 	if (remove_path)
 		unlink(path);
 
-	check_rolled_back(_metadata, st, flags);
+	check_rolled_back(st, flags);
 	after = cpr_state_nr_fds(st);
-	ASSERT_EQ(before, after);
+	CPR_ASSERT_EQ(after, before,
+		      "the failed exec changed the number of fds in the state");
 
 	/* The predecessor runs on: its eventfds still carry and signal. */
 	for (i = 0; i < NR_EVENTFDS; i++) {
 		fd = cpr_state_find_fd(st, EFD_NAME, i);
-		ASSERT_EQ((ssize_t)sizeof(v), read(fd, &v, sizeof(v)));
-		ASSERT_EQ(counter_of(i), v);
-		ASSERT_EQ((ssize_t)sizeof(v), write(fd, &v, sizeof(v)));
+		v = read_count(fd, EFD_NAME, i);
+		CPR_ASSERT_EQ(v, counter_of(i),
+			      "eventfd '%s'[%u] lost its count in the failed exec",
+			      EFD_NAME, i);
+		write_count(fd, v, EFD_NAME, i);
 	}
 
-	/*
-	 * Only ASSERTs above: an EXPECT that failed would be forgotten by the
-	 * exec (the successor's exit status is the test's).
-	 */
 	/* And the same state can still be handed over for real. */
-	cpr_test_exec_self(st, "counters", NULL);
-	TH_LOG("exec after the rolled-back attempt failed: %s",
-	       cpr_last_error());
-	ASSERT_TRUE(false);
+	CPR_ASSERT_OK(cpr_test_exec_self(st, "counters", NULL),
+		      "exec into the successor after the rolled-back attempt");
+	CPR_FAIL("exec into the successor after the rolled-back attempt returned without an error");
 }
 
 TEST(exec_of_missing_binary_rolls_back)
 {
-	failed_exec_rolls_back(_metadata, "/nonexistent/vfio-cpr-successor",
-			       -ENOENT, false, false);
+	failed_exec_rolls_back("/nonexistent/vfio-cpr-successor", -ENOENT,
+			       false, false);
 }
 
 TEST(exec_of_missing_binary_after_prepare_rolls_back)
 {
-	failed_exec_rolls_back(_metadata, "/nonexistent/vfio-cpr-successor",
-			       -ENOENT, false, true);
+	failed_exec_rolls_back("/nonexistent/vfio-cpr-successor", -ENOENT,
+			       false, true);
 }
 
 TEST(exec_of_non_executable_rolls_back)
@@ -247,11 +290,11 @@ TEST(exec_of_non_executable_rolls_back)
 	char path[] = "/tmp/vfio_cpr_noexec_XXXXXX";
 	int fd = mkstemp(path);
 
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, fchmod(fd, 0644));
+	CPR_ASSERT_SYS(fd, "creating a temporary file from %s", path);
+	CPR_ASSERT_SYS(fchmod(fd, 0644), "making %s not executable", path);
 	close(fd);
 	/* Root may exec anything with an x bit; this file has none. */
-	failed_exec_rolls_back(_metadata, path, -EACCES, true, false);
+	failed_exec_rolls_back(path, -EACCES, true, false);
 }
 
 /* Each generation checks what it got, adds to a section, execs on. */
@@ -260,24 +303,20 @@ static int successor_generations(const char *arg)
 	struct cpr_resume_info info;
 	__u64 hops = 0;
 	unsigned int i;
-	int ret;
 
 	(void)arg;
 	cpr_test_resume(&info);
+	cpr_test_context("exec successor 'generations', generation %llu of %d",
+			 (unsigned long long)info.generation, GENERATIONS);
 	check_inherited(&info);
 	/* check_inherited() drained the counters: put them back. */
-	for (i = 0; i < NR_EVENTFDS; i++) {
-		__u64 v = counter_of(i);
-		int fd = cpr_state_find_fd(info.st, EFD_NAME, i);
-
-		SUCC_ASSERT_EQ(sizeof(v), write(fd, &v, sizeof(v)),
-			       "re-signalling eventfd %d", fd);
-	}
+	for (i = 0; i < NR_EVENTFDS; i++)
+		write_count(cpr_state_find_fd(info.st, EFD_NAME, i),
+			    counter_of(i), EFD_NAME, i);
 	cpr_state_get_u64(info.st, "exectest_hops", &hops);
-	SUCC_ASSERT_EQ(info.generation - 1, hops,
-		       "a generation's section did not reach the next one");
-	SUCC_ASSERT_EQ(0, cpr_state_set_u64(info.st, "exectest_hops",
-					    hops + 1), "hop counter");
+	CPR_ASSERT_EQ(hops, info.generation - 1,
+		      "section 'exectest_hops', set by each generation, did not reach the next one");
+	cpr_test_set_u64(info.st, "exectest_hops", hops + 1);
 	fprintf(stderr, "# generation %llu: %u eventfds and 2 sections inherited intact\n",
 		(unsigned long long)info.generation, NR_EVENTFDS);
 	if (info.generation == GENERATIONS) {
@@ -287,18 +326,20 @@ static int successor_generations(const char *arg)
 
 	/* A new handoff starts here. */
 	cpr_state_delete_section(info.st, CPR_SEC_HANDOFF_START);
-	ret = cpr_test_exec_self(info.st, "generations", NULL);
-	SUCC_FAIL("exec into generation %llu failed: %d",
-		  (unsigned long long)info.generation + 1, ret);
+	CPR_ASSERT_OK(cpr_test_exec_self(info.st, "generations", NULL),
+		      "exec into generation %llu",
+		      (unsigned long long)info.generation + 1);
+	CPR_FAIL("exec into generation %llu returned without an error",
+		 (unsigned long long)info.generation + 1);
 }
 
 TEST(three_generations)
 {
-	struct cpr_state *st = make_state(_metadata);
+	struct cpr_state *st = make_state();
 
-	cpr_test_exec_self(st, "generations", NULL);
-	TH_LOG("exec into the successor failed: %s", cpr_last_error());
-	ASSERT_TRUE(false);
+	CPR_ASSERT_OK(cpr_test_exec_self(st, "generations", NULL),
+		      "exec into the successor");
+	CPR_FAIL("exec into the successor returned without an error");
 }
 
 #define LATE_NAME	"exectest_late"
@@ -309,35 +350,35 @@ static int successor_late(const char *arg)
 {
 	struct cpr_resume_info info;
 	int fd;
-	__u64 v = 0;
 
 	(void)arg;
 	cpr_test_resume(&info);
 	check_inherited(&info);
 	fd = cpr_state_find_fd(info.st, LATE_NAME, 0);
-	SUCC_ASSERT(fd >= 0, "'%s'[0], saved after the prepare, missing",
-		    LATE_NAME);
-	SUCC_ASSERT_EQ(sizeof(v), read(fd, &v, sizeof(v)),
-		       "reading '%s'[0] fd %d", LATE_NAME, fd);
-	SUCC_ASSERT_EQ(LATE_COUNT, v, "counter of '%s'[0]", LATE_NAME);
+	CPR_ASSERT_GE(fd, 0,
+		      "'%s'[0], saved after cpr_exec_prepare(), is missing from the inherited state",
+		      LATE_NAME);
+	CPR_ASSERT_EQ(read_count(fd, LATE_NAME, 0), LATE_COUNT,
+		      "'%s'[0], saved after cpr_exec_prepare(), lost its count across the exec",
+		      LATE_NAME);
 	cpr_state_free(info.st);
 	return 0;
 }
 
 TEST(prepared_exec_hands_over_fds_saved_after_prepare)
 {
-	struct cpr_state *st = make_state(_metadata);
-	__u64 v = LATE_COUNT;
+	struct cpr_state *st = make_state();
 	int fd;
 
-	ASSERT_EQ(0, cpr_exec_prepare(st));
+	CPR_ASSERT_OK(cpr_exec_prepare(st),
+		      "clearing FD_CLOEXEC ahead of the exec (cpr_exec_prepare())");
 	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ((ssize_t)sizeof(v), write(fd, &v, sizeof(v)));
-	ASSERT_EQ(0, cpr_state_save_fd(st, LATE_NAME, 0, fd));
-	cpr_test_exec_self(st, "late", NULL);
-	TH_LOG("exec into the successor failed: %s", cpr_last_error());
-	ASSERT_TRUE(false);
+	CPR_ASSERT_SYS(fd, "creating eventfd '%s'[0]", LATE_NAME);
+	write_count(fd, LATE_COUNT, LATE_NAME, 0);
+	cpr_test_save_fd(st, LATE_NAME, 0, fd);
+	CPR_ASSERT_OK(cpr_test_exec_self(st, "late", NULL),
+		      "exec into the successor");
+	CPR_FAIL("exec into the successor returned without an error");
 }
 
 #define WRONG_INDEX	5
@@ -348,13 +389,21 @@ static void said_wrong_kind(const struct cpr_state *st, int ret)
 	char want[128];
 	int fd = cpr_state_find_fd(st, EFD_NAME, WRONG_INDEX);
 
-	SUCC_ASSERT_EQ(-EBADFD, ret, "an inherited memfd recorded as eventfd");
+	CPR_ASSERT_EQ(ret, -EBADFD,
+		      "the deferred checks did not refuse an inherited memfd recorded as an eventfd with -EBADFD");
 	snprintf(want, sizeof(want),
 		 "fd record '%s'[%u]: fd %d is a memfd, recorded as eventfd",
 		 EFD_NAME, WRONG_INDEX, fd);
-	SUCC_ASSERT(strstr(cpr_last_error(), want),
-		    "the message \"%s\" does not say \"%s\"",
-		    cpr_last_error(), want);
+	CPR_ASSERT_TRUE(strstr(cpr_last_error(), want),
+			"the refusal of an fd of another kind does not say \"%s\": \"%s\"",
+			want, cpr_last_error());
+}
+
+/* cpr_resume_flags() as 0 or -errno; @got is what it returned. */
+static int resume_deferred(struct cpr_resume_info *info, int *got)
+{
+	*got = cpr_resume_flags(info, CPR_RESUME_DEFER_CHECKS);
+	return *got < 0 ? *got : 0;
 }
 
 /*
@@ -364,46 +413,57 @@ static void said_wrong_kind(const struct cpr_state *st, int ret)
 static int successor_wrong_kind(const char *arg)
 {
 	struct cpr_resume_info info;
-	int ret;
+	int ret, got;
 
 	if (!strcmp(arg, "plain")) {
 		cpr_log_set_quiet(true);
 		ret = cpr_resume(&info);
 		cpr_log_set_quiet(false);
-		SUCC_ASSERT(ret < 0, "cpr_resume() took a memfd for an eventfd");
-		SUCC_ASSERT_EQ(-EBADFD, ret, "cpr_resume()");
-		SUCC_ASSERT(strstr(cpr_last_error(), "'" EFD_NAME "'[5]") &&
-			    strstr(cpr_last_error(), "is a memfd"),
-			    "the message \"%s\" does not name the record",
-			    cpr_last_error());
-		SUCC_ASSERT(!getenv(CPR_STATE_ENV),
-			    "$%s left set after a refused state", CPR_STATE_ENV);
+		CPR_ASSERT_LT(ret, 0,
+			      "cpr_resume() took an inherited memfd recorded as an eventfd");
+		CPR_ASSERT_EQ(ret, -EBADFD,
+			      "cpr_resume() did not refuse an inherited memfd recorded as an eventfd with -EBADFD (\"%s\")",
+			      cpr_last_error());
+		CPR_ASSERT_TRUE(strstr(cpr_last_error(), "'" EFD_NAME "'[5]") &&
+				strstr(cpr_last_error(), "is a memfd"),
+				"the refusal does not name the record '%s'[5] and say it is a memfd: \"%s\"",
+				EFD_NAME, cpr_last_error());
+		CPR_ASSERT_TRUE(!getenv(CPR_STATE_ENV),
+				"$%s was left set after a refused state",
+				CPR_STATE_ENV);
 		return 0;
 	}
-	SUCC_ASSERT_EQ(1, cpr_resume_flags(&info, CPR_RESUME_DEFER_CHECKS),
-		       "the deferred resume must load the state itself");
-	SUCC_ASSERT(info.checks_pending, "no checks left to do");
+	CPR_ASSERT_OK(resume_deferred(&info, &got),
+		      "the deferred resume could not load the handed-off state");
+	CPR_ASSERT_EQ(got, 1,
+		      "the deferred resume found no handed-off state: it must load the state itself");
+	CPR_ASSERT_TRUE(info.checks_pending,
+			"the deferred resume left no fd checks for cpr_resume_finish()");
 	cpr_log_set_quiet(true);
 	ret = cpr_resume_finish(&info);
 	cpr_log_set_quiet(false);
 	said_wrong_kind(info.st, ret);
-	SUCC_ASSERT(info.checks_pending, "failed checks reported as done");
-	ret = cpr_test_exec_self(info.st, "wrong_kind", "plain");
-	SUCC_FAIL("exec into the next successor: %d", ret);
+	CPR_ASSERT_TRUE(info.checks_pending,
+			"cpr_resume_finish() failed its checks yet reported them as done");
+	CPR_ASSERT_OK(cpr_test_exec_self(info.st, "wrong_kind", "plain"),
+		      "exec into the next successor");
+	CPR_FAIL("exec into the next successor returned without an error");
 }
 
 TEST(inherited_fd_of_another_kind_is_named)
 {
-	struct cpr_state *st = make_state(_metadata);
+	struct cpr_state *st = make_state();
 	int mfd = memfd_create("not_an_eventfd", MFD_CLOEXEC);
 
 	/* The number of eventfd [5] now holds a memfd. */
-	ASSERT_LE(0, mfd);
-	ASSERT_LE(0, dup2(mfd, cpr_state_find_fd(st, EFD_NAME, WRONG_INDEX)));
+	CPR_ASSERT_SYS(mfd, "creating a memfd");
+	CPR_ASSERT_SYS(dup2(mfd, cpr_state_find_fd(st, EFD_NAME, WRONG_INDEX)),
+		       "putting a memfd in place of eventfd '%s'[%u]",
+		       EFD_NAME, WRONG_INDEX);
 	close(mfd);
-	cpr_test_exec_self(st, "wrong_kind", "defer");
-	TH_LOG("exec into the successor failed: %s", cpr_last_error());
-	ASSERT_TRUE(false);
+	CPR_ASSERT_OK(cpr_test_exec_self(st, "wrong_kind", "defer"),
+		      "exec into the successor");
+	CPR_FAIL("exec into the successor returned without an error");
 }
 
 /* The audit must see an fd the predecessor forgot to close. */
@@ -411,26 +471,32 @@ static int successor_leak(const char *arg)
 {
 	struct cpr_resume_info info;
 	int leaked = atoi(arg);
+	int got;
 
-	SUCC_ASSERT_EQ(1, cpr_resume(&info), "resume");
-	SUCC_ASSERT_EQ(1, info.leaked_fds,
-		       "fd %d was left open by the predecessor and not named in the state, but the audit counted %d leaks",
-		       leaked, info.leaked_fds);
-	SUCC_ASSERT(fcntl(leaked, F_GETFD) >= 0, "fd %d not there", leaked);
+	CPR_ASSERT_OK(__cpr_test_resume(&info, &got),
+		      "the successor could not take the handed-off state over");
+	CPR_ASSERT_EQ(got, 1, "the successor found no handed-off state");
+	CPR_ASSERT_EQ(info.leaked_fds, 1,
+		      "fd %d was left open by the predecessor and not named in the state, but the audit counted %d leaks",
+		      leaked, info.leaked_fds);
+	CPR_ASSERT_SYS(fcntl(leaked, F_GETFD),
+		       "fd %d, left open by the predecessor, is not open in the successor",
+		       leaked);
 	cpr_state_free(info.st);
 	return 0;
 }
 
 TEST(fd_audit_reports_leak)
 {
-	struct cpr_state *st = make_state(_metadata);
+	struct cpr_state *st = make_state();
 	char num[16];
 	int leak = eventfd(0, 0);	/* no EFD_CLOEXEC: it will cross */
 
-	ASSERT_LE(0, leak);
+	CPR_ASSERT_SYS(leak, "creating an eventfd to leak");
 	snprintf(num, sizeof(num), "%d", leak);
-	cpr_test_exec_self(st, "leak", num);
-	ASSERT_TRUE(false);
+	CPR_ASSERT_OK(cpr_test_exec_self(st, "leak", num),
+		      "exec into the successor");
+	CPR_FAIL("exec into the successor returned without an error");
 }
 
 int main(int argc, char **argv)
@@ -439,6 +505,7 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], CPR_TEST_SUCCESSOR)) {
 		const char *arg = argc > 3 ? argv[3] : "";
 
+		cpr_test_context("exec successor '%s'", argv[2]);
 		if (!strcmp(argv[2], "counters"))
 			return successor_counters(arg);
 		if (!strcmp(argv[2], "generations"))
@@ -449,8 +516,7 @@ int main(int argc, char **argv)
 			return successor_late(arg);
 		if (!strcmp(argv[2], "wrong_kind"))
 			return successor_wrong_kind(arg);
-		fprintf(stderr, "# unknown successor scenario '%s'\n", argv[2]);
-		return 1;
+		CPR_FAIL("the test has no successor scenario '%s'", argv[2]);
 	}
 	return test_harness_run(argc, argv);
 }
