@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "cpr_assert.h"
 #include "cpr_test_util.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/kvm.h"
@@ -60,6 +61,19 @@ static const char * const mode_names[] = {
 	"refuse", "hang", "other-uid", "low-nofile",
 };
 
+/* What the successor of each mode did, for the messages. */
+static const char * const mode_story[] = {
+	"took everything",
+	"died right after connecting",
+	"died once the state came",
+	"died after READY",
+	"died after DETACHED, having raised vector 1",
+	"refused the handoff (ABORT)",
+	"never answered",
+	"ran as another uid",
+	"had no room for the fds",
+};
+
 static unsigned int lapic_vec(const struct cpr_vectors *vs, unsigned int i)
 {
 	return cpr_msi_msg_vector(&vs->v[i].msg);
@@ -70,6 +84,40 @@ static int raise_fd(int fd)
 	__u64 one = 1;
 
 	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+}
+
+/* Raise vector @i of @vs: one write to its irqfd eventfd. */
+static void raise_vector(const struct cpr_vectors *vs, unsigned int i)
+{
+	__u64 one = 1;
+	ssize_t n = write(vs->v[i].kvm_fd, &one, sizeof(one));
+
+	CPR_ASSERT_SYS(n, "raising vector %u: writing its eventfd %d", i,
+		       vs->v[i].kvm_fd);
+	CPR_ASSERT_EQ(n, (ssize_t)sizeof(one),
+		      "raising vector %u: a short write to its eventfd %d", i,
+		      vs->v[i].kvm_fd);
+}
+
+/* cpr_test_wait_irr() for @vec on vCPU 0, as 0 or -errno; *@seen: it came. */
+static int wait_irr(struct cpr_vm *vm, unsigned int vec, bool *seen)
+{
+	int ret = cpr_test_wait_irr(vm, 0, vec, IRR_WAIT_MS);
+
+	*seen = ret == 1;
+	return ret < 0 ? ret : 0;
+}
+
+/* Whether LAPIC vector @vec shows in the IRR of @which VM in time. */
+static bool irr_arrives(struct cpr_vm *vm, unsigned int vec,
+			const char *which)
+{
+	bool seen;
+
+	CPR_ASSERT_OK(wait_irr(vm, vec, &seen),
+		      "reading the LAPIC IRR of %s VM for vector 0x%x", which,
+		      vec);
+	return seen;
 }
 
 /* ---- The successor ---- */
@@ -152,35 +200,44 @@ static int successor_main(const char *path, const char *mode_name)
 	for (i = 0; i < ARRAY_SIZE(mode_names); i++)
 		if (!strcmp(mode_name, mode_names[i]))
 			s.mode = i;
-	if (s.mode == SUCC_OTHER_UID && setuid(65534))
-		SUCC_FAIL("setuid(65534): %s", strerror(errno));
+	cpr_test_context("socket successor '%s'", mode_names[s.mode]);
+	if (s.mode == SUCC_OTHER_UID)
+		CPR_ASSERT_SYS(setuid(65534), "becoming uid 65534");
 	if (s.mode == SUCC_LOW_NOFILE) {
 		struct rlimit rl = { .rlim_cur = 24, .rlim_max = 4096 };
 
 		getrlimit(RLIMIT_NOFILE, &rl);
 		rl.rlim_cur = 24;	/* room for stdio, the socket, not 8 + 32 */
-		if (setrlimit(RLIMIT_NOFILE, &rl))
-			SUCC_FAIL("setrlimit(RLIMIT_NOFILE, 24): %s", strerror(errno));
+		CPR_ASSERT_SYS(setrlimit(RLIMIT_NOFILE, &rl),
+			       "lowering RLIMIT_NOFILE to 24");
 	}
 	if (s.mode == SUCC_DIE_CONNECTED) {
 		ret = cpr_xfer_connect(path, TIMEOUT_MS, &sock);
 		_exit(ret ? 1 : 0);
 	}
-	ret = cpr_xfer_take(path, TIMEOUT_MS, &st, &ops, &s);
 	if (s.mode != SUCC_OK) {
+		ret = cpr_xfer_take(path, TIMEOUT_MS, &st, &ops, &s);
+		/* The failure was the point. */
+		CPR_ASSERT_NE(ret, 0,
+			      "a successor that %s completed the handoff on its side",
+			      mode_story[s.mode]);
 		succ_free(&s, st);
-		return ret ? 0 : 1;	/* the failure was the point */
+		return 0;
 	}
-	SUCC_ASSERT_EQ(0, ret, "socket handoff, successor side: %s", cpr_last_error());
-	SUCC_ASSERT_EQ(1, s.vm->routing_commits,
-		       "%u vectors must be routed in ONE KVM_SET_GSI_ROUTING", VECTORS);
-	SUCC_ASSERT_EQ(1, cpr_test_wait_irr(s.vm, 0, lapic_vec(s.vs, 0), IRR_WAIT_MS),
-		       "vector 0, pending in the predecessor's LAPIC at handoff, was not carried over the socket into the new VM");
-	SUCC_ASSERT_EQ(1, cpr_test_wait_irr(s.vm, 0, lapic_vec(s.vs, 1), IRR_WAIT_MS),
-		       "vector 1, raised in the blackout, was not delivered into the new VM");
+	CPR_ASSERT_OK(cpr_xfer_take(path, TIMEOUT_MS, &st, &ops, &s),
+		      "the socket handoff failed on the successor's side");
+	CPR_ASSERT_EQ(s.vm->routing_commits, 1,
+		      "%u vectors were not routed into the new VM with ONE KVM_SET_GSI_ROUTING",
+		      VECTORS);
+	CPR_ASSERT_TRUE(irr_arrives(s.vm, lapic_vec(s.vs, 0), "the new"),
+			"vector 0, pending in the predecessor's LAPIC at the handoff, was not carried over the socket into the new VM (as 0x%x)",
+			lapic_vec(s.vs, 0));
+	CPR_ASSERT_TRUE(irr_arrives(s.vm, lapic_vec(s.vs, 1), "the new"),
+			"vector 1, raised in the blackout, was not delivered into the new VM (as 0x%x)",
+			lapic_vec(s.vs, 1));
 	for (i = 0; i < VECTORS; i++)
-		SUCC_ASSERT_EQ(CPR_FD_EVENTFD, cpr_fd_kind_of(s.vs->v[i].kvm_fd),
-			       "vector %u's fd did not arrive as an eventfd", i);
+		CPR_ASSERT_EQ(cpr_fd_kind_of(s.vs->v[i].kvm_fd), CPR_FD_EVENTFD,
+			      "vector %u's fd did not arrive as an eventfd", i);
 	succ_free(&s, st);
 	return 0;
 }
@@ -217,6 +274,13 @@ static int pred_reattach(struct cpr_state *st, void *arg)
 	return cpr_vectors_reattach(p->vs);
 }
 
+/* Start the successor of @mode, to connect to @path: its pid in *@pid. */
+static int spawn_successor(enum succ_mode mode, const char *path, pid_t *pid)
+{
+	*pid = cpr_test_spawn_self("transfer", path, mode_names[mode]);
+	return *pid < 0 ? *pid : 0;
+}
+
 static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 {
 	const struct cpr_xfer_give_ops ops = {
@@ -224,6 +288,7 @@ static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 		.detach = pred_detach,
 		.reattach = pred_reattach,
 	};
+	const char *story = mode_story[mode];
 	struct pred p = { 0 };
 	char dir[] = "/tmp/vfio_cpr_xfer.XXXXXX", path[64];
 	int lfd, ret, status;
@@ -231,17 +296,24 @@ static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 
 	if (access("/dev/kvm", R_OK | W_OK))
 		SKIP(return, "/dev/kvm not usable: %s", strerror(errno));
-	ASSERT_NE(NULL, mkdtemp(dir));
+	cpr_test_context("socket handoff to a successor '%s'",
+			 mode_names[mode]);
+	CPR_ASSERT_SYS(mkdtemp(dir) ? 0 : -1,
+		       "creating a directory for the socket from %s", dir);
 	snprintf(path, sizeof(path), "%s/sock", dir);
-	p.st = cpr_state_new();
-	ASSERT_NE(NULL, p.st);
-	ASSERT_EQ(0, cpr_vm_create(&p.vm, 1));
-	ASSERT_EQ(0, cpr_vectors_create(p.st, DEV, CPR_IRQ_MSIX, VECTORS,
-					CPR_VEC_KVM, &p.vs));
-	ASSERT_EQ(0, cpr_vectors_attach(p.vs, p.vm));
+	p.st = cpr_test_state_new();
+	CPR_ASSERT_OK(cpr_vm_create(&p.vm, 1), "creating the predecessor's VM");
+	CPR_ASSERT_OK(cpr_vectors_create(p.st, DEV, CPR_IRQ_MSIX, VECTORS,
+					 CPR_VEC_KVM, &p.vs),
+		      "creating %d MSI-X vectors with irqfd eventfds", VECTORS);
+	CPR_ASSERT_OK(cpr_vectors_attach(p.vs, p.vm),
+		      "routing %d vectors into the predecessor's VM and assigning their irqfds",
+		      VECTORS);
 	/* Vector 0 reaches the LAPIC and waits there, not taken. */
-	ASSERT_EQ(0, raise_fd(p.vs->v[0].kvm_fd));
-	ASSERT_EQ(1, cpr_test_wait_irr(p.vm, 0, lapic_vec(p.vs, 0), IRR_WAIT_MS));
+	raise_vector(p.vs, 0);
+	CPR_ASSERT_TRUE(irr_arrives(p.vm, lapic_vec(p.vs, 0), "the predecessor's"),
+			"vector 0, raised through its irqfd, did not arrive in the predecessor's LAPIC as 0x%x",
+			lapic_vec(p.vs, 0));
 
 	/*
 	 * Another uid must reach the socket whatever the file permissions on
@@ -249,56 +321,60 @@ static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 	 */
 	if (mode == SUCC_OTHER_UID)
 		snprintf(path, sizeof(path), "@vfio_cpr_xfer.%d", getpid());
-	ASSERT_EQ(0, cpr_xfer_listen(path, &lfd));
-	pid = cpr_test_spawn_self("transfer", path, mode_names[mode]);
-	ASSERT_LT(0, pid);
+	CPR_ASSERT_OK(cpr_xfer_listen(path, &lfd), "listening on %s", path);
+	CPR_ASSERT_OK(spawn_successor(mode, path, &pid),
+		      "starting the successor");
 	ret = cpr_xfer_give(lfd, p.st, TIMEOUT_MS, &ops, &p);
 	TH_LOG("successor '%s': predecessor's handoff %s%s", mode_names[mode],
 	       ret ? "failed: " : "completed", ret ? cpr_last_error() : "");
 	if (mode == SUCC_HANG)
 		kill(pid, SIGKILL);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	CPR_ASSERT_SYS(waitpid(pid, &status, 0),
+		       "waiting for the successor (pid %d)", pid);
 	close(lfd);
 	if (path[0] != '@')
 		unlink(path);
 	rmdir(dir);
 
 	if (mode == SUCC_OK) {
-		ASSERT_EQ(0, ret);
-		ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status)) {
-			TH_LOG("the successor's checks failed (status 0x%x)", status);
-		}
+		CPR_ASSERT_EQ(ret, 0,
+			      "the socket handoff failed on the predecessor's side (\"%s\")",
+			      cpr_last_error());
+		CPR_ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status),
+				"the successor failed its checks (status 0x%x; what broke is above)",
+				status);
 		goto out;
 	}
-	ASSERT_NE(0, ret) {
-		TH_LOG("successor '%s' failed, yet the predecessor thinks the handoff completed",
-		       mode_names[mode]);
-	}
+	CPR_ASSERT_NE(ret, 0,
+		      "a successor %s, yet the predecessor thinks the handoff completed",
+		      story);
 	if (mode == SUCC_OTHER_UID)
-		ASSERT_EQ(-EACCES, ret);
+		CPR_ASSERT_EQ(ret, -EACCES,
+			      "a successor of another uid was not refused with -EACCES (\"%s\")",
+			      cpr_last_error());
 	if (mode == SUCC_LOW_NOFILE) {
-		ASSERT_EQ(-ECONNABORTED, ret);
-		ASSERT_NE(NULL, strstr(cpr_last_error(), "RLIMIT_NOFILE")) {
-			TH_LOG("the refusal does not name RLIMIT_NOFILE: %s",
-			       cpr_last_error());
-		}
+		CPR_ASSERT_EQ(ret, -ECONNABORTED,
+			      "a successor without room for the fds did not abort the handoff with -ECONNABORTED (\"%s\")",
+			      cpr_last_error());
+		CPR_ASSERT_TRUE(strstr(cpr_last_error(), "RLIMIT_NOFILE"),
+				"the successor's refusal does not name RLIMIT_NOFILE: \"%s\"",
+				cpr_last_error());
 	}
 	/* Running on: nothing lost, deliveries work. */
-	ASSERT_EQ(1, cpr_test_wait_irr(p.vm, 0, lapic_vec(p.vs, 0), IRR_WAIT_MS)) {
-		TH_LOG("vector 0, pending in the LAPIC, was lost when the successor '%s' failed",
-		       mode_names[mode]);
-	}
-	if (mode == SUCC_DIE_DETACHED) {
-		ASSERT_EQ(1, cpr_test_wait_irr(p.vm, 0, lapic_vec(p.vs, 1),
-					       IRR_WAIT_MS)) {
-			TH_LOG("vector 1, raised while detached, was lost after re-attaching");
-		}
-	}
-	ASSERT_EQ(0, cpr_vm_lapic_clear(p.vm, 0));
-	ASSERT_EQ(0, raise_fd(p.vs->v[2].kvm_fd));
-	ASSERT_EQ(1, cpr_test_wait_irr(p.vm, 0, lapic_vec(p.vs, 2), IRR_WAIT_MS)) {
-		TH_LOG("the predecessor no longer delivers after the failed handoff");
-	}
+	CPR_ASSERT_TRUE(irr_arrives(p.vm, lapic_vec(p.vs, 0), "the predecessor's"),
+			"vector 0, pending in the predecessor's LAPIC, was lost when a successor %s",
+			story);
+	if (mode == SUCC_DIE_DETACHED)
+		CPR_ASSERT_TRUE(irr_arrives(p.vm, lapic_vec(p.vs, 1),
+					    "the predecessor's"),
+				"vector 1, raised while the predecessor was detached, was lost after it re-attached (the successor %s)",
+				story);
+	CPR_ASSERT_OK(cpr_vm_lapic_clear(p.vm, 0),
+		      "clearing the predecessor's LAPIC from outside");
+	raise_vector(p.vs, 2);
+	CPR_ASSERT_TRUE(irr_arrives(p.vm, lapic_vec(p.vs, 2), "the predecessor's"),
+			"the predecessor stopped delivering after a successor %s: vector 2, raised, did not arrive as 0x%x",
+			story, lapic_vec(p.vs, 2));
 out:
 	cpr_vectors_free(p.vs, true);
 	cpr_vm_destroy(p.vm);
