@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Shared by the vfio_cpr selftests: running a test's successor (the test
- * binary itself, exec'd by the handoff) and checks for the successor side,
- * where the harness's ASSERT macros are not available (the harness lives in
- * the predecessor's image).  The successor's exit status is the test's
- * result: 0 pass, 1 fail, KSFT_SKIP never.
+ * binary itself, exec'd by the handoff, or started on its own for a socket
+ * handoff), and asserting forms of the library calls the tests make most.
+ * Checks use cpr_assert.h everywhere, the successor side included (the
+ * harness lives in the predecessor's image): a failing check prints what
+ * broke and exits with KSFT_FAIL, the successor's exit status being the
+ * test's result: 0 pass, 1 fail, KSFT_SKIP never.
  *
  * Every successor runs under the lockdown (vfio_cpr/lockdown.h) from its
  * first instruction: cpr_test_exec_self() installs it just before the exec,
@@ -92,36 +94,6 @@ static inline void cpr_test_state_to_buf(const struct cpr_state *st,
 		      "serialising a CPR state of %u fd(s) and %u section(s)",
 		      cpr_state_nr_fds(st), cpr_state_nr_sections(st));
 }
-
-/*
- * Fail the successor: say where, what was expected, the library's last
- * error and errno, then exit 1 (the harness in the parent reports it).
- */
-#define SUCC_FAIL(fmt, ...) do {					\
-	int __e = errno;						\
-	fprintf(stderr, "# successor %s:%d: " fmt "\n",			\
-		__FILE__, __LINE__, ##__VA_ARGS__);			\
-	if (cpr_last_error()[0])					\
-		fprintf(stderr, "#   last library error: %s\n",		\
-			cpr_last_error());				\
-	if (__e)							\
-		fprintf(stderr, "#   errno %d (%s)\n", __e, strerror(__e)); \
-	fflush(NULL);							\
-	exit(1);							\
-} while (0)
-
-#define SUCC_ASSERT(cond, fmt, ...) do {				\
-	if (!(cond))							\
-		SUCC_FAIL("'%s' is false: " fmt, #cond, ##__VA_ARGS__); \
-} while (0)
-
-#define SUCC_ASSERT_EQ(expected, seen, fmt, ...) do {			\
-	long long __x = (long long)(expected);				\
-	long long __s = (long long)(seen);				\
-	if (__x != __s)							\
-		SUCC_FAIL("%s: expected %lld, got %lld: " fmt,		\
-			  #seen, __x, __s, ##__VA_ARGS__);		\
-} while (0)
 
 /*
  * This test binary's path: resolved, not /proc/self/exe itself, which under
