@@ -54,6 +54,7 @@
 #include "kselftest_harness.h"
 #include "cpr_assert.h"
 #include "cpr_test_util.h"
+#include "vfio_cpr/fd.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/lockdown.h"

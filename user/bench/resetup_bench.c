@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vfio_cpr/handoff.h"
+#include "vfio_cpr/fd.h"
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/vectors.h"

@@ -6,7 +6,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "vfio_cpr/fd.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/log.h"
+
+#include "internal.h"
 
 #define CPR_LAUNCHER_FDS_MAX	64
 
@@ -31,48 +32,6 @@
  */
 static int launcher_fds[CPR_LAUNCHER_FDS_MAX];
 static unsigned int nr_launcher_fds;
-
-typedef int (*fd_visit_t)(int fd, void *arg);
-
-static int visit_open_fds(fd_visit_t fn, void *arg)
-{
-	struct dirent *de;
-	DIR *dir;
-	int ret = 0;
-
-	dir = opendir("/proc/self/fd");
-	if (!dir)
-		return cpr_err(-errno, "opendir /proc/self/fd");
-	while ((de = readdir(dir))) {
-		char *end;
-		long fd;
-
-		if (de->d_name[0] == '.')
-			continue;
-		fd = strtol(de->d_name, &end, 10);
-		if (*end || fd < 0 || fd > INT_MAX || fd == dirfd(dir))
-			continue;
-		ret = fn((int)fd, arg);
-		if (ret)
-			break;
-	}
-	closedir(dir);
-	return ret;
-}
-
-static int count_fd(int fd, void *arg)
-{
-	(void)fd;
-	++*(int *)arg;
-	return 0;
-}
-
-int cpr_open_fds(void)
-{
-	int n = 0, ret = visit_open_fds(count_fd, &n);
-
-	return ret ? ret : n;
-}
 
 static int note_launcher_fd(int fd, void *arg)
 {
@@ -87,7 +46,7 @@ static void __attribute__((constructor)) cpr_note_launcher_fds(void)
 	/* A successor learns them from the state instead. */
 	if (getenv(CPR_STATE_ENV))
 		return;
-	visit_open_fds(note_launcher_fd, NULL);
+	cpr_visit_open_fds(note_launcher_fd, NULL);
 }
 
 static bool is_launcher_fd(int fd)
@@ -162,14 +121,6 @@ static int load_dispose_fds(struct cpr_state *st)
 	/* Not this generation's business once closed: not handed on. */
 	cpr_state_delete_section(st, CPR_SEC_DISPOSE_FDS);
 	return 0;
-}
-
-__u64 cpr_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
 }
 
 int cpr_handoff_mark_start(struct cpr_state *st)
@@ -791,7 +742,7 @@ int cpr_fd_audit(const struct cpr_state *st)
 	ret = audit_init(&a, st);
 	if (ret)
 		return ret;
-	ret = visit_open_fds(audit_fd, &a);
+	ret = cpr_visit_open_fds(audit_fd, &a);
 	free(a.named);
 	return ret < 0 ? ret : a.leaks;
 }

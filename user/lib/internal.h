@@ -19,6 +19,14 @@
  */
 int cpr_vm_live(struct cpr_vm *vm, const char *what);
 
+/*
+ * fd.c: call @fn on every fd open in this process (/proc/self/fd), until
+ * it returns nonzero; that, or -errno if the table cannot be read.
+ */
+typedef int (*cpr_fd_visit_t)(int fd, void *arg);
+
+int cpr_visit_open_fds(cpr_fd_visit_t fn, void *arg);
+
 /* vectors.c, for cpr_vm_destroy(): end a relay left running. */
 void cpr_vm_relay_end(struct cpr_vm *vm);
 

@@ -24,11 +24,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "vfio_cpr/fd.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/transfer.h"
-#include "vfio_cpr/vectors.h"
 
 #define XFER_MAGIC		"CPRX"
 #define XFER_VERSION		1

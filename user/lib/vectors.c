@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "vfio_cpr/fd.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/vectors.h"
@@ -152,24 +152,6 @@ static struct cpr_vectors *vectors_alloc(struct cpr_state *st,
 		vs->v[i].virq = -1;
 	}
 	return vs;
-}
-
-int cpr_fd_room(unsigned long long need, const char *what)
-{
-	struct rlimit rl;
-	int open;
-
-	open = cpr_open_fds();
-	if (!need || open < 0 || getrlimit(RLIMIT_NOFILE, &rl) ||
-	    rl.rlim_cur == RLIM_INFINITY)
-		return 0;
-	if (open + need + CPR_FD_HEADROOM <= rl.rlim_cur)
-		return 0;
-	return cpr_err(-EMFILE,
-		       "%s; with %d open and %d for the VM and the handoff, RLIMIT_NOFILE's soft limit %llu is too low (hard %llu): raise it first (setrlimit, ulimit -n)",
-		       what, open, CPR_FD_HEADROOM,
-		       (unsigned long long)rl.rlim_cur,
-		       (unsigned long long)rl.rlim_max);
 }
 
 /*

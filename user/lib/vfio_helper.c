@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "vfio_cpr/compiler.h"
-#include "vfio_cpr/handoff.h"
+#include "vfio_cpr/fd.h"
 #include "vfio_cpr/lockdown.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/state.h"

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vfio_cpr/handoff.h"
+#include "vfio_cpr/fd.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr_prog.h"
 

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vfio_cpr/fd.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr_prog.h"

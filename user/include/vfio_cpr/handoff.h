@@ -32,6 +32,11 @@
 #include <linux/types.h>
 
 #include "state.h"
+/*
+ * The clock and the fd count were declared here: their callers find them
+ * in fd.h, which comes along until each includes it itself.
+ */
+#include "fd.h"
 
 #define CPR_STATE_ENV		"VFIO_CPR_STATE_FD"
 
@@ -41,9 +46,6 @@
 #define CPR_SEC_LAUNCHER_FDS	"cpr.launcher_fds"
 #define CPR_SEC_DISPOSE_FDS	"cpr.dispose_fds"
 #define CPR_DISPOSE_FDS_MAX	16
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-__u64 cpr_now_ns(void);
 
 /*
  * Record "now" as the start of the handoff (the moment the predecessor
@@ -141,8 +143,5 @@ int cpr_resume_finish(struct cpr_resume_info *info);
  * the number of such leaks (0 = clean) or -errno.
  */
 int cpr_fd_audit(const struct cpr_state *st);
-
-/* Number of fds open in this process (from /proc/self/fd), or -errno. */
-int cpr_open_fds(void);
 
 #endif /* VFIO_CPR_HANDOFF_H */

@@ -83,22 +83,12 @@ struct cpr_vectors {
 #define CPR_VEC_INTERRUPT	0x1	/* the userspace "interrupt" fd */
 #define CPR_VEC_KVM		0x2	/* the "kvm_interrupt" irqfd fd */
 
-/* Fds a VMM needs beyond its vectors' (VM, vCPUs, KVM-VFIO, handoff). */
-#define CPR_FD_HEADROOM		32
-
-/*
- * Whether @need more fds fit under RLIMIT_NOFILE's soft limit beside the
- * open ones and CPR_FD_HEADROOM: 0, or -EMFILE with a message that starts
- * with @what and names the limit and the counts.
- */
-int cpr_fd_room(unsigned long long need, const char *what);
-
 /*
  * Make @nr vectors for @dev with the fds @flags asks for (created or reused
  * through the store), all unmasked, MSI message = fixed delivery to APIC 0,
  * vector CPR_VECTOR_FIRST + i % (256 - CPR_VECTOR_FIRST).  Refused up
  * front with -EMFILE, nothing made, when the new eventfds plus the open fds
- * plus CPR_FD_HEADROOM exceed RLIMIT_NOFILE's soft limit.
+ * plus CPR_FD_HEADROOM (fd.h) exceed RLIMIT_NOFILE's soft limit.
  */
 int cpr_vectors_create(struct cpr_state *st, const char *dev, int type,
 		       unsigned int nr, unsigned int flags,
