@@ -488,7 +488,7 @@ static void detach_raising_s(struct cpr_vectors *vs, struct cpr_vm *vm,
 			     unsigned long long gen, enum handoff_way way)
 {
 	struct roles r = roles_of(vs->nr);
-	struct raiser rs = { .vm_fd = vm->vm_fd, .release = way == WAY_RELEASE };
+	struct raiser rs = { .vm_fd = cpr_vm_fd(vm), .release = way == WAY_RELEASE };
 
 	if (way != WAY_VECTORS)
 		CPR_ASSERT_OK(cpr_exec_prepare(vs->st),
@@ -674,7 +674,7 @@ static struct cpr_vectors *generation_checks(struct cpr_resume_info *info,
 		      "claiming %u vectors into VM #%llu: KVM_IRQFD on the eventfds inherited across the handoff must succeed at once (VM #%llu's irqfds on them are gone)",
 		      nr, gen, old);
 	CPR_ASSERT_EQ(vs->nr, nr, "vectors saved in the state");
-	CPR_ASSERT_EQ(vm->routing_commits, 1,
+	CPR_ASSERT_EQ(cpr_vm_routing_commits(vm), 1,
 		      "%u vectors must be routed into VM #%llu with ONE KVM_SET_GSI_ROUTING",
 		      nr, gen);
 	CPR_ASSERT_EQ(cpr_vm_nr_routes(vm), nr, "MSI routes staged in VM #%llu",
@@ -1007,12 +1007,12 @@ static void check_relay_round_trip(struct cpr_vectors *vs, struct cpr_vm *vm,
 	CPR_ASSERT_FALSE(irr_has(vm, 0, lapic_vec(vs, z)),
 			 "vector %u was injected into VM #0 again by the relay: the count KVM left in its eventfd when it injected it on assign was still there after KVM_IRQFD deassign",
 			 z);
-	CPR_ASSERT_EQ(vm->nr_irqfds, 0,
+	CPR_ASSERT_EQ(cpr_vm_nr_irqfds(vm), 0,
 		      "irqfds left in VM #0 once the relay took every vector");
 	check_every_vector(vs, vm, 0, true);
 	CPR_ASSERT_OK(cpr_vectors_unrelay(vm),
 		      "giving VM #0 its irqfds back (cpr_vectors_unrelay())");
-	CPR_ASSERT_EQ(vm->nr_irqfds, vs->nr,
+	CPR_ASSERT_EQ(cpr_vm_nr_irqfds(vm), vs->nr,
 		      "irqfds in VM #0 after cpr_vectors_unrelay()");
 	check_every_vector(vs, vm, 0, false);
 }
@@ -1023,7 +1023,7 @@ TEST_F_TIMEOUT(kvm_cpr, exec_replaces_vm_without_losing_interrupts, 120)
 	int status;
 
 	context(variant->nr, variant->socket, 0, "VM #0 before the handoff");
-	CPR_ASSERT_EQ(self->vm->routing_commits, 1,
+	CPR_ASSERT_EQ(cpr_vm_routing_commits(self->vm), 1,
 		      "%u vectors must be routed into VM #0 with ONE KVM_SET_GSI_ROUTING",
 		      variant->nr);
 	check_every_vector(self->vs, self->vm, 0, false);
@@ -1094,7 +1094,7 @@ static void claim_with_bad_fd(unsigned int nr, unsigned int bad)
 			cpr_last_error(), want);
 	CPR_ASSERT_EQ(cpr_vm_nr_routes(vm), 0,
 		      "MSI routes left in VM #1 by a failed claim");
-	CPR_ASSERT_EQ(vm->nr_irqfds, 0,
+	CPR_ASSERT_EQ(cpr_vm_nr_irqfds(vm), 0,
 		      "irqfds left in VM #1 by a failed claim");
 	cpr_vm_destroy(vm);
 	cpr_vectors_free(vs, true);

@@ -826,7 +826,7 @@ static void attach_and_check(struct gen *g)
 		CPR_ASSERT_OK(cpr_vectors_attach(g->vs, g->vm),
 			      "attaching %u inherited eventfds to VM #%llu failed",
 			      g->vs->nr, (unsigned long long)g->generation);
-		CPR_ASSERT_EQ(1, g->vm->routing_commits,
+		CPR_ASSERT_EQ(1, cpr_vm_routing_commits(g->vm),
 			      "%u vectors must be routed in one KVM_SET_GSI_ROUTING",
 			      g->vs->nr);
 	}

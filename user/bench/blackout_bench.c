@@ -152,7 +152,7 @@ static void lib_next(struct chain *c)
 		naive_attach(vs, vm);
 	}
 	c->t[PH_ATTACHED] = bench_now_ns();
-	bench_wait_irr(vm->vcpu_fd[0],
+	bench_wait_irr(cpr_vm_vcpu_fd(vm, 0),
 		       cpr_msi_msg_vector(&vs->v[vs->nr - 1].msg));
 	c->t[PH_SEEN] = bench_now_ns();
 	/* Off the clock: the deferred checks, the guest's memory. */

@@ -338,7 +338,7 @@ int cpr_vm_guest_setup(struct cpr_vm *vm)
 	unsigned int i;
 	int ret;
 
-	if (vm->guest_ready)
+	if (cpr_vm_priv(vm)->guest_ready)
 		return 0;
 	ret = cpr_vm_live(vm, "setting up the guest");
 	if (!ret && !vm->mem)
@@ -348,7 +348,7 @@ int cpr_vm_guest_setup(struct cpr_vm *vm)
 	for (i = 0; i < vm->nr_vcpus && !ret; i++)
 		ret = guest_vcpu_init(vm, i);
 	if (!ret)
-		vm->guest_ready = true;
+		cpr_vm_priv(vm)->guest_ready = true;
 	return ret;
 }
 

@@ -8,10 +8,37 @@
 #define VFIO_CPR_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <linux/types.h>
 
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/vfio.h"
+
+#ifndef container_of
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+struct cpr_relay;
+
+/*
+ * kvm.c: what cpr_vm_create() allocates, the struct cpr_vm of kvm.h and,
+ * behind it, what the library alone uses.
+ */
+struct cpr_vm_priv {
+	struct cpr_vm vm;
+	unsigned int max_routes;	/* KVM's table limit (pin routes too) */
+	unsigned short route_slot[CPR_GSI_MAX];	/* gsi -> staged entry + 1 */
+	unsigned int nr_irqfds;		/* assigned through this library */
+	bool guest_ready;		/* cpr_vm_guest_setup() done */
+	bool quiesced;			/* cpr_vm_quiesce(): vm_fd closed */
+	struct cpr_relay *relay;	/* cpr_vectors_relay() running */
+};
+
+static inline struct cpr_vm_priv *cpr_vm_priv(const struct cpr_vm *vm)
+{
+	return container_of(vm, struct cpr_vm_priv, vm);
+}
 
 /*
  * kvm.c: 0, or -ESHUTDOWN with a message starting with @what once

@@ -93,7 +93,7 @@ void cpr_vm_destroy(struct cpr_vm *vm)
 
 	if (!vm)
 		return;
-	if (vm->relay)
+	if (cpr_vm_priv(vm)->relay)
 		cpr_vm_relay_end(vm);
 	if (vm->vfio_dev_fd >= 0)
 		close(vm->vfio_dev_fd);
@@ -110,7 +110,7 @@ void cpr_vm_destroy(struct cpr_vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	free(vm->routing);
-	free(vm);
+	free(cpr_vm_priv(vm));
 }
 
 static int kvm_open(struct cpr_vm *vm)
@@ -155,6 +155,7 @@ static int kvm_need_cap(struct cpr_vm *vm, unsigned int cap, const char *name)
 
 static int kvm_caps(struct cpr_vm *vm)
 {
+	struct cpr_vm_priv *p = cpr_vm_priv(vm);
 	int ret;
 
 	ret = kvm_need_cap(vm, KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP");
@@ -169,11 +170,11 @@ static int kvm_caps(struct cpr_vm *vm)
 	if (ret < 0)
 		return ret;
 	/* KVM_CAP_IRQ_ROUTING answers with the size of the routing table. */
-	vm->max_routes = ret;
-	if (vm->max_routes <= NR_PIN_ROUTES)
+	p->max_routes = ret;
+	if (p->max_routes <= NR_PIN_ROUTES)
 		return cpr_err(-EOPNOTSUPP,
 			       "KVM_CAP_IRQ_ROUTING on %s fd %d: room for %u routes only",
-			       KVM_DEV_PATH, vm->kvm_fd, vm->max_routes);
+			       KVM_DEV_PATH, vm->kvm_fd, p->max_routes);
 	return 0;
 }
 
@@ -289,6 +290,7 @@ static int vcpu_make(struct cpr_vm *vm, unsigned int i)
 
 int cpr_vm_create(struct cpr_vm **out, unsigned int nr_vcpus)
 {
+	struct cpr_vm_priv *p;
 	struct cpr_vm *vm;
 	unsigned int i;
 	int ret;
@@ -297,9 +299,10 @@ int cpr_vm_create(struct cpr_vm **out, unsigned int nr_vcpus)
 	if (!nr_vcpus || nr_vcpus > CPR_VM_MAX_VCPUS)
 		return cpr_err(-EINVAL, "creating a VM with %u vCPUs (1 to %d)",
 			       nr_vcpus, CPR_VM_MAX_VCPUS);
-	vm = calloc(1, sizeof(*vm));
-	if (!vm)
+	p = calloc(1, sizeof(*p));
+	if (!p)
 		return cpr_err(-ENOMEM, "allocating a VM");
+	vm = &p->vm;
 	vm->kvm_fd = -1;
 	vm->vm_fd = -1;
 	vm->vfio_dev_fd = -1;
@@ -340,10 +343,35 @@ fail:
 	return ret;
 }
 
+int cpr_vm_kvm_fd(const struct cpr_vm *vm)
+{
+	return vm->kvm_fd;
+}
+
+int cpr_vm_fd(const struct cpr_vm *vm)
+{
+	return vm->vm_fd;
+}
+
+int cpr_vm_vcpu_fd(const struct cpr_vm *vm, unsigned int vcpu)
+{
+	return vcpu < vm->nr_vcpus ? vm->vcpu_fd[vcpu] : -1;
+}
+
+unsigned int cpr_vm_routing_commits(const struct cpr_vm *vm)
+{
+	return vm->routing_commits;
+}
+
+unsigned int cpr_vm_nr_irqfds(const struct cpr_vm *vm)
+{
+	return cpr_vm_priv(vm)->nr_irqfds;
+}
+
 /* What needs the VM fd fails clearly once cpr_vm_quiesce() closed it. */
 int cpr_vm_live(struct cpr_vm *vm, const char *what)
 {
-	if (vm->quiesced)
+	if (cpr_vm_priv(vm)->quiesced)
 		return cpr_err(-ESHUTDOWN,
 			       "%s: the VM was quiesced for a handoff (its fd is closed)",
 			       what);
@@ -352,9 +380,10 @@ int cpr_vm_live(struct cpr_vm *vm, const char *what)
 
 int cpr_vm_quiesce(struct cpr_vm *vm)
 {
+	struct cpr_vm_priv *p = cpr_vm_priv(vm);
 	int fd = vm->vm_fd;
 
-	if (vm->quiesced)
+	if (p->quiesced)
 		return 0;
 	if (fd < 0)
 		return cpr_err(-EBADF, "quiescing a VM without a VM fd");
@@ -363,8 +392,8 @@ int cpr_vm_quiesce(struct cpr_vm *vm)
 	 * a KVM VM file cannot fail: an error here is only reported.
 	 */
 	vm->vm_fd = -1;
-	vm->quiesced = true;
-	vm->nr_irqfds = 0;
+	p->quiesced = true;
+	p->nr_irqfds = 0;
 	if (close(fd))
 		return cpr_err(-errno, "closing vm fd %d to quiesce the VM", fd);
 	return 0;
@@ -421,6 +450,7 @@ void cpr_vm_gsi_free(struct cpr_vm *vm, unsigned int gsi)
 int cpr_vm_route_msi(struct cpr_vm *vm, unsigned int gsi,
 		     const struct cpr_msi_msg *msg)
 {
+	struct cpr_vm_priv *p = cpr_vm_priv(vm);
 	struct kvm_irq_routing_entry *e;
 	unsigned int slot;
 	int ret;
@@ -429,17 +459,17 @@ int cpr_vm_route_msi(struct cpr_vm *vm, unsigned int gsi,
 		return cpr_err(-EINVAL,
 			       "MSI route for GSI %u in vm fd %d: not in %d to %d",
 			       gsi, vm->vm_fd, CPR_GSI_FIRST, CPR_GSI_MAX - 1);
-	slot = vm->route_slot[gsi];
+	slot = p->route_slot[gsi];
 	if (!slot) {
-		if (vm->routing->nr >= vm->max_routes)
+		if (vm->routing->nr >= p->max_routes)
 			return cpr_err(-ENOSPC,
 				       "MSI route for GSI %u in vm fd %d: KVM's table is full (%u entries)",
-				       gsi, vm->vm_fd, vm->max_routes);
+				       gsi, vm->vm_fd, p->max_routes);
 		ret = routing_reserve(vm, vm->routing->nr + 1);
 		if (ret)
 			return ret;
 		slot = ++vm->routing->nr;
-		vm->route_slot[gsi] = slot;
+		p->route_slot[gsi] = slot;
 	}
 	e = &vm->routing->entries[slot - 1];
 	memset(e, 0, sizeof(*e));
@@ -454,6 +484,7 @@ int cpr_vm_route_msi(struct cpr_vm *vm, unsigned int gsi,
 
 int cpr_vm_route_del(struct cpr_vm *vm, unsigned int gsi)
 {
+	struct cpr_vm_priv *p = cpr_vm_priv(vm);
 	struct kvm_irq_routing *r = vm->routing;
 	unsigned int slot, last;
 
@@ -461,17 +492,17 @@ int cpr_vm_route_del(struct cpr_vm *vm, unsigned int gsi)
 		return cpr_err(-EINVAL,
 			       "dropping the route of GSI %u in vm fd %d: not in %d to %d",
 			       gsi, vm->vm_fd, CPR_GSI_FIRST, CPR_GSI_MAX - 1);
-	slot = vm->route_slot[gsi];
+	slot = p->route_slot[gsi];
 	if (!slot)
 		return 0;
 	/* Move the last entry (an MSI one, pins come first) into the hole. */
 	last = r->nr;
 	if (slot != last) {
 		r->entries[slot - 1] = r->entries[last - 1];
-		vm->route_slot[r->entries[slot - 1].gsi] = slot;
+		p->route_slot[r->entries[slot - 1].gsi] = slot;
 	}
 	r->nr--;
-	vm->route_slot[gsi] = 0;
+	p->route_slot[gsi] = 0;
 	vm->routes_dirty = true;
 	return 0;
 }
@@ -525,7 +556,7 @@ int cpr_vm_irqfd_assign(struct cpr_vm *vm, int fd, unsigned int gsi,
 			       "KVM_IRQFD assign fd %d gsi %u on vm fd %d",
 			       fd, gsi, vm->vm_fd);
 	}
-	vm->nr_irqfds++;
+	cpr_vm_priv(vm)->nr_irqfds++;
 	return 0;
 }
 
@@ -546,8 +577,8 @@ int cpr_vm_irqfd_deassign(struct cpr_vm *vm, int fd, unsigned int gsi)
 			       "KVM_IRQFD deassign fd %d gsi %u on vm fd %d",
 			       fd, gsi, vm->vm_fd);
 	/* KVM answers 0 for an irqfd it did not have, too. */
-	if (vm->nr_irqfds)
-		vm->nr_irqfds--;
+	if (cpr_vm_priv(vm)->nr_irqfds)
+		cpr_vm_priv(vm)->nr_irqfds--;
 	return 0;
 }
 

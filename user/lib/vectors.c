@@ -244,7 +244,7 @@ static void vector_detach_vm(struct cpr_vectors *vs, unsigned int i)
 {
 	struct cpr_vector *v = &vs->v[i];
 
-	if (v->attached && !vs->vm->quiesced)
+	if (v->attached && !cpr_vm_priv(vs->vm)->quiesced)
 		cpr_vm_irqfd_deassign(vs->vm, v->kvm_fd, v->virq);
 	v->attached = false;
 	if (v->virq >= 0) {
@@ -275,7 +275,7 @@ void cpr_vectors_free(struct cpr_vectors *vs, bool cleanup)
 						     CPR_NOTIFY_KVM, i,
 						     &v->kvm_fd);
 		}
-		if (vs->vm && !vs->vm->quiesced)
+		if (vs->vm && !cpr_vm_priv(vs->vm)->quiesced)
 			cpr_vm_routes_commit(vs->vm);
 	}
 	free(vs);
@@ -283,7 +283,7 @@ void cpr_vectors_free(struct cpr_vectors *vs, bool cleanup)
 
 static int vm_live_check(struct cpr_vm *vm, const char *what)
 {
-	if (vm->quiesced)
+	if (cpr_vm_priv(vm)->quiesced)
 		return cpr_err(-ESHUTDOWN, "%s of a VM quiesced for a handoff",
 			       what);
 	return 0;
@@ -592,7 +592,7 @@ static void *relay_run(void *arg)
  */
 static int relay_end(struct cpr_vm *vm, bool dispose)
 {
-	struct cpr_relay *r = vm->relay;
+	struct cpr_relay *r = cpr_vm_priv(vm)->relay;
 	__u64 one = 1;
 	unsigned int k;
 	int err;
@@ -618,7 +618,7 @@ static int relay_end(struct cpr_vm *vm, bool dispose)
 		cpr_err(err, "relay of vm fd %d: %s", vm->vm_fd, r->errmsg);
 	free(r->rv);
 	free(r);
-	vm->relay = NULL;
+	cpr_vm_priv(vm)->relay = NULL;
 	return err;
 }
 
@@ -635,6 +635,7 @@ static int handoff_sets_check(struct cpr_vm *vm, struct cpr_vectors *const *vss,
 			      unsigned int nr_sets, const char *what,
 			      unsigned int *nr_attached)
 {
+	const struct cpr_vm_priv *p = cpr_vm_priv(vm);
 	unsigned int i, j, attached = 0, relayed = 0;
 
 	for (i = 0; i < nr_sets; i++) {
@@ -652,15 +653,15 @@ static int handoff_sets_check(struct cpr_vm *vm, struct cpr_vectors *const *vss,
 			relayed += vs->v[j].relayed;
 		}
 	}
-	if (!vm->quiesced && attached != vm->nr_irqfds)
+	if (!p->quiesced && attached != p->nr_irqfds)
 		return cpr_err(-EBUSY,
 			       "%s of vm fd %d: it has %u irqfds, the %u vector sets given %u: pass every set routed in it, or detach the others first",
-			       what, vm->vm_fd, vm->nr_irqfds, nr_sets,
+			       what, vm->vm_fd, p->nr_irqfds, nr_sets,
 			       attached);
-	if (vm->relay && relayed != vm->relay->nr)
+	if (p->relay && relayed != p->relay->nr)
 		return cpr_err(-EBUSY,
 			       "%s of vm fd %d: %u vectors are relayed, the %u vector sets given hold %u",
-			       what, vm->vm_fd, vm->relay->nr, nr_sets,
+			       what, vm->vm_fd, p->relay->nr, nr_sets,
 			       relayed);
 	if (nr_attached)
 		*nr_attached = attached;
@@ -692,7 +693,7 @@ int cpr_vectors_relay(struct cpr_vm *vm, struct cpr_vectors *const *vss,
 	unsigned int i, j, attached;
 	int ret;
 
-	if (vm->relay)
+	if (cpr_vm_priv(vm)->relay)
 		return cpr_err(-EBUSY, "relay of vm fd %d: already running",
 			       vm->vm_fd);
 	ret = vm_live_check(vm, "relay");
@@ -711,7 +712,7 @@ int cpr_vectors_relay(struct cpr_vm *vm, struct cpr_vectors *const *vss,
 	r->vm = vm;
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	vm->relay = r;
+	cpr_vm_priv(vm)->relay = r;
 	if (r->epfd < 0 || r->stop_fd < 0) {
 		ret = cpr_err(-errno, "relay of vm fd %d: epoll and eventfd",
 			      vm->vm_fd);
@@ -768,7 +769,7 @@ undo:
 
 int cpr_vectors_unrelay(struct cpr_vm *vm)
 {
-	struct cpr_relay *r = vm->relay;
+	struct cpr_relay *r = cpr_vm_priv(vm)->relay;
 	struct relay_vec *rv;
 	unsigned int k, nr;
 	int ret, err = 0;
@@ -1070,10 +1071,10 @@ int cpr_vectors_reattach(struct cpr_vectors *vs)
 	unsigned int i;
 	int ret;
 
-	if (!vs->vm || vs->vm->quiesced)
+	if (!vs->vm || cpr_vm_priv(vs->vm)->quiesced)
 		return cpr_err(-EINVAL, "%s: re-attach: the vectors' VM is %s",
 			       vs->dev, vs->vm ? "quiesced" : "gone");
-	if (vs->vm->relay)
+	if (cpr_vm_priv(vs->vm)->relay)
 		return cpr_err(-EBUSY,
 			       "%s: re-attach while relayed: cpr_vectors_unrelay() gives the irqfds back",
 			       vs->dev);

@@ -61,13 +61,13 @@ struct vcpu_ctl {
  */
 static int in_service(struct cpr_vm *vm)
 {
+	int fd = cpr_vm_vcpu_fd(vm, 0);
 	struct kvm_lapic_state lapic;
 	unsigned int i;
 	__u32 isr;
 
-	if (ioctl(vm->vcpu_fd[0], KVM_GET_LAPIC, &lapic))
-		return cpr_err(-errno, "KVM_GET_LAPIC on vCPU 0 (fd %d)",
-			       vm->vcpu_fd[0]);
+	if (ioctl(fd, KVM_GET_LAPIC, &lapic))
+		return cpr_err(-errno, "KVM_GET_LAPIC on vCPU 0 (fd %d)", fd);
 	for (i = 0; i < 8; i++) {
 		memcpy(&isr, lapic.regs + APIC_ISR + 16 * i, sizeof(isr));
 		if (isr)

@@ -51,8 +51,12 @@ static inline unsigned int cpr_msi_msg_vector(const struct cpr_msi_msg *m)
 
 struct kvm_run;
 struct kvm_irq_routing;
-struct cpr_relay;
 
+/*
+ * A VM made by cpr_vm_create().  Callers read it through the accessors
+ * below (cpr_vm_fd(), cpr_vm_vcpu_fd(), ...); the library keeps more
+ * behind it.
+ */
 struct cpr_vm {
 	int kvm_fd;			/* /dev/kvm */
 	int vm_fd;			/* -1 once quiesced */
@@ -72,14 +76,6 @@ struct cpr_vm {
 	unsigned int routing_commits;	/* KVM_SET_GSI_ROUTING calls made */
 
 	int vfio_dev_fd;		/* KVM-VFIO device, -1 until made */
-
-	/* Private to the library. */
-	unsigned int max_routes;	/* KVM's table limit (pin routes too) */
-	unsigned short route_slot[CPR_GSI_MAX];	/* gsi -> staged entry + 1 */
-	unsigned int nr_irqfds;		/* assigned through this library */
-	bool guest_ready;		/* cpr_vm_guest_setup() done */
-	bool quiesced;			/* cpr_vm_quiesce(): vm_fd closed */
-	struct cpr_relay *relay;	/* cpr_vectors_relay() running */
 };
 
 /*
@@ -95,6 +91,19 @@ struct cpr_vm {
 int cpr_vm_create(struct cpr_vm **out, unsigned int nr_vcpus);
 /* Close everything the VM holds. NULL is fine. */
 void cpr_vm_destroy(struct cpr_vm *vm);
+
+/* The fds of /dev/kvm, of the VM (-1 once quiesced) and of vCPU @vcpu. */
+int cpr_vm_kvm_fd(const struct cpr_vm *vm);
+int cpr_vm_fd(const struct cpr_vm *vm);
+/* -1 for a vCPU the VM does not have. */
+int cpr_vm_vcpu_fd(const struct cpr_vm *vm, unsigned int vcpu);
+/* KVM_SET_GSI_ROUTING calls made (cpr_vm_routes_commit() that did one). */
+unsigned int cpr_vm_routing_commits(const struct cpr_vm *vm);
+/*
+ * Irqfds assigned in the VM through the library and not deassigned since;
+ * 0 once the VM is quiesced.
+ */
+unsigned int cpr_vm_nr_irqfds(const struct cpr_vm *vm);
 
 /*
  * Map guest memory at GPA 0, load the real-mode guest into it and make
