@@ -399,6 +399,14 @@ static const struct cpr_vfio_driver drivers[] = {
 		.raise = mtty_raise,
 		.ack = mtty_ack,
 	},
+	{
+		.name = "nvme",
+		.vendor = 0x1b36,
+		.device = 0x0010,
+		.setup = cpr_nvme_setup,
+		.raise = cpr_nvme_raise,
+		.ack = cpr_nvme_ack,
+	},
 	{ }	/* end */
 };
 
