@@ -4,7 +4,7 @@
 # Usage: scripts/vm/run.sh --kselftest-dir DIR [options]
 #
 # Boot a QEMU TCG guest (q35, -cpu max, intel-iommu with interrupt
-# remapping, devices edu and e1000e) on Debian's kernel with a busybox
+# remapping, devices edu, e1000e and nvme) on Debian's kernel with a busybox
 # initramfs holding the installed kselftests of DIR, bind the devices to
 # vfio-pci, create an mtty instance, run `run_kselftest.sh -c vfio_cpr` in
 # the guest and stream its KTAP output to stdout.
@@ -19,7 +19,8 @@
 #   --device SPEC         extra `-device SPEC` for QEMU (repeatable), e.g.
 #                         virtio-net-pci,vectors=33 (give it a --bind too)
 #   --bind VVVV:DDDD      extra PCI id to bind to vfio-pci (repeatable); the
-#                         defaults are 1234:11e8 (edu) and 8086:10d3 (e1000e)
+#                         defaults are 1234:11e8 (edu), 8086:10d3 (e1000e)
+#                         and 1b36:0010 (nvme)
 #   --append ARGS         extra kernel command-line arguments (guest-init.sh
 #                         reads vfio_cpr.bind=, .mdev_type=, .nofile=)
 #   --cmd CMD             test command instead of ./run_kselftest.sh -c
@@ -62,7 +63,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 t_start=$(now)
 ksft='' kernel='' modules='' timeout_s=480 keep_log='' smp=1 mem=1024 append='' cmd=''
 initrd_in=''
-devices=() binds=(1234:11e8 8086:10d3) extras=()
+devices=() binds=(1234:11e8 8086:10d3 1b36:0010) extras=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kselftest-dir) ksft=$2; shift 2 ;;
@@ -168,7 +169,8 @@ qemu=${VFIO_CPR_QEMU:-qemu-system-x86_64}
 qargs=(-machine q35,accel=tcg -cpu max -smp "$smp" -m "$mem"
 	-device intel-iommu,intremap=on
 	-device edu
-	-device e1000e,netdev=n0 -netdev user,id=n0,restrict=on)
+	-device e1000e,netdev=n0 -netdev user,id=n0,restrict=on
+	-device nvme,serial=vfio-cpr-nvme)
 for d in "${devices[@]}"; do
 	qargs+=(-device "$d")
 done
