@@ -12,6 +12,7 @@
 #include <linux/types.h>
 
 #include "vfio_cpr/kvm.h"
+#include "vfio_cpr/vectors.h"
 #include "vfio_cpr/vfio.h"
 
 #ifndef container_of
@@ -19,7 +20,16 @@
 	((type *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
-struct cpr_relay;
+/*
+ * relay.c: a running relay as its VM sees it.  @end stops the thread and
+ * frees the relay (@dispose: in a handoff, the successor closes its epoll
+ * set) and returns the thread's first failure; cpr_vm_destroy() and
+ * cpr_vectors_detach_vm() call it.
+ */
+struct cpr_relay_hook {
+	unsigned int nr;		/* vectors relayed */
+	int (*end)(struct cpr_vm *vm, bool dispose);
+};
 
 /*
  * kvm.c: what cpr_vm_create() allocates, the struct cpr_vm of kvm.h and,
@@ -32,7 +42,7 @@ struct cpr_vm_priv {
 	unsigned int nr_irqfds;		/* assigned through this library */
 	bool guest_ready;		/* cpr_vm_guest_setup() done */
 	bool quiesced;			/* cpr_vm_quiesce(): vm_fd closed */
-	struct cpr_relay *relay;	/* cpr_vectors_relay() running */
+	struct cpr_relay_hook *relay;	/* cpr_vectors_relay() running */
 };
 
 static inline struct cpr_vm_priv *cpr_vm_priv(const struct cpr_vm *vm)
@@ -54,8 +64,16 @@ typedef int (*cpr_fd_visit_t)(int fd, void *arg);
 
 int cpr_visit_open_fds(cpr_fd_visit_t fn, void *arg);
 
-/* vectors.c, for cpr_vm_destroy(): end a relay left running. */
-void cpr_vm_relay_end(struct cpr_vm *vm);
+/*
+ * vectors.c, for the relay: attach vector @i's irqfd (naming a bad fd),
+ * and check that @vss are the sets of a handoff of @vm: all routed in it
+ * (or nowhere), together holding every irqfd and relayed vector it has
+ * (*@nr_attached: their irqfds).
+ */
+int cpr_vector_irqfd(struct cpr_vectors *vs, unsigned int i);
+int cpr_vectors_sets_check(struct cpr_vm *vm, struct cpr_vectors *const *vss,
+			   unsigned int nr_sets, const char *what,
+			   unsigned int *nr_attached);
 
 /*
  * vfio_cdev.c, for vfio.c: the cdev interface's fresh open (sets

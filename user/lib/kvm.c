@@ -89,12 +89,15 @@ static int lapic_set(struct cpr_vm *vm, unsigned int vcpu,
 
 void cpr_vm_destroy(struct cpr_vm *vm)
 {
+	struct cpr_vm_priv *p;
 	unsigned int i;
 
 	if (!vm)
 		return;
-	if (cpr_vm_priv(vm)->relay)
-		cpr_vm_relay_end(vm);
+	p = cpr_vm_priv(vm);
+	/* Before the fds it injects through. */
+	if (p->relay)
+		p->relay->end(vm, false);
 	if (vm->vfio_dev_fd >= 0)
 		close(vm->vfio_dev_fd);
 	for (i = 0; i < CPR_VM_MAX_VCPUS; i++) {
@@ -110,7 +113,7 @@ void cpr_vm_destroy(struct cpr_vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	free(vm->routing);
-	free(cpr_vm_priv(vm));
+	free(p);
 }
 
 static int kvm_open(struct cpr_vm *vm)
