@@ -65,12 +65,16 @@ typedef int (*cpr_fd_visit_t)(int fd, void *arg);
 int cpr_visit_open_fds(cpr_fd_visit_t fn, void *arg);
 
 /*
- * vectors.c, for the relay: attach vector @i's irqfd (naming a bad fd),
- * and check that @vss are the sets of a handoff of @vm: all routed in it
- * (or nowhere), together holding every irqfd and relayed vector it has
- * (*@nr_attached: their irqfds).
+ * vectors.c, for the relay and the detach: attach vector @i's irqfd
+ * (naming a bad fd).
  */
 int cpr_vector_irqfd(struct cpr_vectors *vs, unsigned int i);
+
+/*
+ * detach.c, for the relay: check that @vss are the sets of a handoff of
+ * @vm: all routed in it (or nowhere), together holding every irqfd and
+ * relayed vector it has (*@nr_attached: their irqfds).
+ */
 int cpr_vectors_sets_check(struct cpr_vm *vm, struct cpr_vectors *const *vss,
 			   unsigned int nr_sets, const char *what,
 			   unsigned int *nr_attached);
