@@ -12,6 +12,7 @@
 #include <linux/types.h>
 
 #include "vfio_cpr/kvm.h"
+#include "vfio_cpr/state.h"
 #include "vfio_cpr/vectors.h"
 #include "vfio_cpr/vfio.h"
 
@@ -78,6 +79,60 @@ int cpr_vector_irqfd(struct cpr_vectors *vs, unsigned int i);
 int cpr_vectors_sets_check(struct cpr_vm *vm, struct cpr_vectors *const *vss,
 			   unsigned int nr_sets, const char *what,
 			   unsigned int *nr_attached);
+
+/*
+ * state.c, for the serialised form (state_format.c): the store's tables
+ * and entries, and what the parser fills them with.  cpr_key_hash() is an
+ * entry's hash, cpr_tab_find() finds a key's entry (NULL if absent),
+ * cpr_tab_reserve*() make room for one more (or for @slots slots and
+ * @live entries), cpr_tab_add() adds an entry whose key is not there yet.
+ * cpr_entry_new_in() carves the entry from @st's arena while it has room.
+ */
+struct cpr_entry {
+	struct cpr_fd_rec rec;	/* sections use name only */
+	void *data;		/* sections: never NULL, even when len is 0 */
+	size_t len;
+	__u32 pos;		/* slot in the table's order[] */
+	__u32 in_arena;		/* carved from the state's arena */
+	__u32 hash;
+	__u32 name_len;
+	char name[];
+};
+
+struct cpr_table {
+	struct cpr_entry **order;	/* insertion order, NULL = deleted */
+	unsigned char *blk_live;	/* live entries per 64 slots */
+	size_t nr_slots;		/* slots of order[] in use */
+	size_t order_cap;		/* a multiple of 64 */
+	size_t nr_live;
+	size_t first_hole;		/* order[] is dense below this slot */
+	struct cpr_entry **hash;	/* open addressing, linear probing */
+	size_t hash_size;		/* a power of two, or 0 */
+};
+
+struct cpr_state {
+	struct cpr_table fds;
+	struct cpr_table sections;
+	__u64 fd_serial;	/* bumped by every fd saved or deleted */
+	/*
+	 * A parsed state's entries, carved from one allocation: a successor
+	 * loads thousands of them in its blackout, and a malloc() each costs
+	 * a quarter of the load.  Freed with the state.
+	 */
+	unsigned char *arena;
+	size_t arena_size, arena_used;
+};
+
+__u32 cpr_key_hash(const char *name, size_t len, __u32 index);
+struct cpr_entry *cpr_tab_find(const struct cpr_table *t, const char *name,
+			       size_t len, __u32 index, __u32 h);
+int cpr_tab_reserve_n(struct cpr_table *t, size_t slots, size_t live);
+int cpr_tab_reserve(struct cpr_table *t);
+void cpr_tab_add(struct cpr_table *t, struct cpr_entry *e);
+struct cpr_entry *cpr_entry_new(const char *name, size_t len, __u32 index,
+				__u32 h);
+struct cpr_entry *cpr_entry_new_in(struct cpr_state *st, const char *name,
+				   size_t len, __u32 index, __u32 h);
 
 /*
  * vfio_cdev.c, for vfio.c: the cdev interface's fresh open (sets
