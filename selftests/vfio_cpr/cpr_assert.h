@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,8 @@
 
 /* What the test is working on, printed with every failure. */
 static char cpr_test_ctx[256];
+/* A check failed and said why: exit handlers must not say it again. */
+static bool cpr_test_failed;
 
 static inline void __printf(1, 2) cpr_test_context(const char *fmt, ...)
 {
@@ -81,6 +84,7 @@ cpr_test_fail(const char *file, int line, const char *expect,
 	if (extra == CPR_FAIL_SYSCALL)
 		fprintf(stderr, "#   errno %d: %s\n", err, strerror(err));
 	fflush(NULL);
+	cpr_test_failed = true;
 	exit(CPR_TEST_EXIT_FAIL);
 }
 

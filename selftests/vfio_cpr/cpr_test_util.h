@@ -123,7 +123,8 @@ static inline void cpr_test_lockdown_exit_check(void)
 {
 	char what[512];
 
-	if (!cpr_lockdown_violations())
+	/* A failed check already said what broke (a refusal included). */
+	if (!cpr_lockdown_violations() || cpr_test_failed)
 		return;
 	fflush(stdout);
 	fprintf(stderr,
