@@ -199,7 +199,10 @@ static int successor_main(const char *path, const char *mode_name)
 
 	for (i = 0; i < ARRAY_SIZE(mode_names); i++)
 		if (!strcmp(mode_name, mode_names[i]))
-			s.mode = i;
+			break;
+	if (i == ARRAY_SIZE(mode_names))
+		CPR_FAIL("no socket successor mode '%s' in this test", mode_name);
+	s.mode = i;
 	cpr_test_context("socket successor '%s'", mode_names[s.mode]);
 	if (s.mode == SUCC_OTHER_UID)
 		CPR_ASSERT_SYS(setuid(65534), "becoming uid 65534");
@@ -348,6 +351,11 @@ static void try_handoff(struct __test_metadata *_metadata, enum succ_mode mode)
 	CPR_ASSERT_NE(ret, 0,
 		      "a successor %s, yet the predecessor thinks the handoff completed",
 		      story);
+	/* Each successor exits 0 once it failed the way it was told to. */
+	if (mode != SUCC_HANG)
+		CPR_ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status),
+				"the successor that should have %s failed another way (status 0x%x; what broke is above)",
+				story, status);
 	if (mode == SUCC_OTHER_UID)
 		CPR_ASSERT_EQ(ret, -EACCES,
 			      "a successor of another uid was not refused with -EACCES (\"%s\")",
