@@ -594,42 +594,41 @@ static int region_check(const struct cpr_vfio_dev *d, unsigned int index,
 	return 0;
 }
 
-int cpr_vfio_region_read(struct cpr_vfio_dev *d, unsigned int index,
-			 __u64 off, void *buf, size_t len)
+/* pread() or pwrite() @len bytes at @off of region @index, all or none. */
+static int region_rw(struct cpr_vfio_dev *d, unsigned int index, __u64 off,
+		     void *buf, size_t len, bool write)
 {
+	const char *what = write ? "writing" : "reading";
+	__u64 at;
 	ssize_t n;
 	int ret;
 
-	ret = region_check(d, index, off, len, VFIO_REGION_INFO_FLAG_READ,
-			   "reading");
+	ret = region_check(d, index, off, len, write ?
+			   VFIO_REGION_INFO_FLAG_WRITE :
+			   VFIO_REGION_INFO_FLAG_READ, what);
 	if (ret)
 		return ret;
-	n = pread(d->device_fd, buf, len, d->regions[index].offset + off);
+	at = d->regions[index].offset + off;
+	n = write ? pwrite(d->device_fd, buf, len, at) :
+		    pread(d->device_fd, buf, len, at);
 	if (n < 0 || (size_t)n != len)
 		return cpr_err(n < 0 ? -errno : -EIO,
-			       "%s: reading %zu bytes at 0x%llx of region %u (device fd %d) gave %zd",
-			       d->name, len, (unsigned long long)off, index,
-			       d->device_fd, n);
+			       "%s: %s %zu bytes at 0x%llx of region %u (device fd %d) gave %zd",
+			       d->name, what, len, (unsigned long long)off,
+			       index, d->device_fd, n);
 	return 0;
+}
+
+int cpr_vfio_region_read(struct cpr_vfio_dev *d, unsigned int index,
+			 __u64 off, void *buf, size_t len)
+{
+	return region_rw(d, index, off, buf, len, false);
 }
 
 int cpr_vfio_region_write(struct cpr_vfio_dev *d, unsigned int index,
 			  __u64 off, const void *buf, size_t len)
 {
-	ssize_t n;
-	int ret;
-
-	ret = region_check(d, index, off, len, VFIO_REGION_INFO_FLAG_WRITE,
-			   "writing");
-	if (ret)
-		return ret;
-	n = pwrite(d->device_fd, buf, len, d->regions[index].offset + off);
-	if (n < 0 || (size_t)n != len)
-		return cpr_err(n < 0 ? -errno : -EIO,
-			       "%s: writing %zu bytes at 0x%llx of region %u (device fd %d) gave %zd",
-			       d->name, len, (unsigned long long)off, index,
-			       d->device_fd, n);
-	return 0;
+	return region_rw(d, index, off, (void *)buf, len, true);
 }
 
 int cpr_vfio_config_read(struct cpr_vfio_dev *d, __u64 off, void *buf,
