@@ -406,6 +406,7 @@ static const struct cpr_vfio_driver drivers[] = {
 		.setup = cpr_nvme_setup,
 		.raise = cpr_nvme_raise,
 		.ack = cpr_nvme_ack,
+		.dma_check = cpr_nvme_dma_check,
 	},
 	{ }	/* end */
 };

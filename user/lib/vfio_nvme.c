@@ -92,6 +92,11 @@
 #define NVME_ADM_CREATE_CQ	0x05
 #define NVME_ADM_SET_FEATURES	0x09
 #define NVME_ADM_GET_FEATURES	0x0a
+#define NVME_ADM_IDENTIFY	0x06
+#define NVME_CNS_CTRL		0x01	/* Identify Controller: 4 KiB */
+#define NVME_ID_SN		4	/* serial number: 20 ASCII bytes */
+#define NVME_ID_SN_LEN		20
+#define NVME_DMA_FILL		0xa5
 #define NVME_FEAT_NUM_QUEUES	0x07
 #define NVME_IO_FLUSH		0x00
 #define NVME_QUEUE_PC		0x1	/* physically contiguous */
@@ -984,4 +989,67 @@ int cpr_nvme_ack(struct cpr_vfio_dev *d, unsigned int irq_index)
 		if (n.live->q[qid].inflight)
 			ret = cq_drain(&n, qid, "ack");
 	return ret;
+}
+
+/*
+ * DMA into the caller's buffer: Identify Controller written by the device
+ * through @iova.  The buffer is filled first, so only a real transfer
+ * gives the PCI vendor id and an ASCII serial number at their places.
+ * Pin-based interrupts are masked meanwhile (the completion would assert
+ * INTx, which vfio-pci would then hold masked); with MSI-X the admin
+ * completion signals vector 0.
+ */
+int cpr_nvme_dma_check(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+		       size_t size)
+{
+	char name[CPR_NAME_MAX + 1];
+	const struct nvme_layout *lay;
+	__u8 *buf = vaddr;
+	struct nvme_sqe cmd;
+	struct nvme n;
+	size_t len = 0;
+	unsigned int i;
+	__u16 vid;
+	bool pin;
+	int ret, err;
+
+	if (size < NVME_PAGE || (iova & (NVME_PAGE - 1)))
+		return cpr_err(-EINVAL,
+			       "%s: nvme DMA check at IOVA 0x%llx size 0x%zx: needs a page-aligned 4 KiB",
+			       d->name, (unsigned long long)iova, size);
+	sec_name(d, NVME_SEC_SUFFIX, name, sizeof(name));
+	lay = cpr_state_get_section(d->st, name, &len);
+	ret = nvme_load(d, lay && len == sizeof(*lay) ? lay->irq_index : 0,
+			"DMA check", &n);
+	if (ret)
+		return ret;
+	pin = n.lay.irq_index != VFIO_PCI_MSIX_IRQ_INDEX;
+	memset(buf, NVME_DMA_FILL, NVME_PAGE);
+	__sync_synchronize();
+	if (pin) {
+		ret = wr32(d, NVME_REG_INTMS, 0x1);
+		if (ret)
+			return ret;
+	}
+	cmd_init(&cmd, NVME_ADM_IDENTIFY);
+	cmd.prp1 = htole64(iova);
+	cmd.cdw10 = htole32(NVME_CNS_CTRL);
+	ret = admin_cmd(&n, &cmd, NULL, "DMA check (Identify Controller)");
+	if (pin) {
+		err = wr32(d, NVME_REG_INTMC, 0x1);
+		ret = ret ? ret : err;
+	}
+	if (ret)
+		return ret;
+	__sync_synchronize();
+	vid = buf[0] | buf[1] << 8;
+	for (i = 0; i < NVME_ID_SN_LEN; i++)
+		if (buf[NVME_ID_SN + i] < 0x20 || buf[NVME_ID_SN + i] > 0x7e)
+			break;
+	if (vid != d->vendor || i < NVME_ID_SN_LEN)
+		return cpr_err(-EIO,
+			       "%s: nvme DMA check: Identify Controller through IOVA 0x%llx left vendor id 0x%04x (want 0x%04x), serial number byte %u is 0x%02x: the device's write did not arrive",
+			       d->name, (unsigned long long)iova, vid, d->vendor,
+			       i, i < NVME_ID_SN_LEN ? buf[NVME_ID_SN + i] : 0);
+	return 0;
 }

@@ -316,6 +316,8 @@ int cpr_nvme_setup(struct cpr_vfio_dev *d, unsigned int irq_index);
 int cpr_nvme_raise(struct cpr_vfio_dev *d, unsigned int irq_index,
 		   unsigned int vector);
 int cpr_nvme_ack(struct cpr_vfio_dev *d, unsigned int irq_index);
+int cpr_nvme_dma_check(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+		       size_t size);
 
 /*
  * Make @d raise vector @vector of @irq_index: through its driver, or a
