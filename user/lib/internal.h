@@ -135,6 +135,12 @@ struct cpr_entry *cpr_entry_new_in(struct cpr_state *st, const char *name,
 				   size_t len, __u32 index, __u32 h);
 
 /*
+ * vfio_dev.c, for vfio.c: the device, region and IRQ info of the freshly
+ * opened or reused @d, and its vendor and device ids.
+ */
+int cpr_vfio_query_info(struct cpr_vfio_dev *d);
+
+/*
  * vfio_cdev.c, for vfio.c: the cdev interface's fresh open (sets
  * device_fd, iommufd, ids, saves the section; the caller saves the fds),
  * section load/delete, and its DMA operations.
