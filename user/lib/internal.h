@@ -135,6 +135,14 @@ struct cpr_entry *cpr_entry_new_in(struct cpr_state *st, const char *name,
 				   size_t len, __u32 index, __u32 h);
 
 /*
+ * vfio.c, for the interrupts (vfio_irq.c): the fd "<dev>_@what"[0] in the
+ * device's state (-1 if absent), and the INTx, unmask, ERR and REQ
+ * eventfds a reused device finds there.
+ */
+int cpr_vfio_find_fd(const struct cpr_vfio_dev *d, const char *what);
+void cpr_vfio_lookup_notifiers(struct cpr_vfio_dev *d);
+
+/*
  * vfio_dev.c, for vfio.c: the device, region and IRQ info of the freshly
  * opened or reused @d, and its vendor and device ids.
  */

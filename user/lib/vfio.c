@@ -7,10 +7,9 @@
  * A fresh open does the whole dance (container, API and extension checks,
  * group, viability, SET_CONTAINER, SET_IOMMU, GET_DEVICE_FD) and saves the
  * three fds in the CPR state; a successor finds them there and does none
- * of it.  Read-only queries (device, region, IRQ info, config space) run
- * on both sides.  IRQ signalling (MSI/MSI-X vectors, INTx with its unmask
- * eventfd, ERR and REQ) is set up by the predecessor only; the successor
- * looks the eventfds up, because the kernel keeps signalling them.
+ * of it.  Then the device describes itself (vfio_dev.c: device, region and
+ * IRQ info, which both sides query) and gets its driver.  Interrupts are
+ * in vfio_irq.c, DMA in vfio_dma.c.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -31,24 +30,10 @@
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/vectors.h"
 #include "vfio_cpr/vfio.h"
-#include "vfio_cpr/vfio_helper.h"
 
 #include "internal.h"
 
 #define VFIO_CONTAINER_PATH	"/dev/vfio/vfio"
-
-static const char *irq_action_name(__u32 flags)
-{
-	switch (flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) {
-	case VFIO_IRQ_SET_ACTION_MASK:
-		return "MASK";
-	case VFIO_IRQ_SET_ACTION_UNMASK:
-		return "UNMASK";
-	case VFIO_IRQ_SET_ACTION_TRIGGER:
-		return "TRIGGER";
-	}
-	return "?";
-}
 
 /* ---- Names ---- */
 
@@ -98,7 +83,7 @@ static int fd_name(char *buf, size_t size, const char *dev, const char *what)
 	return 0;
 }
 
-static int find_dev_fd(const struct cpr_vfio_dev *d, const char *what)
+int cpr_vfio_find_fd(const struct cpr_vfio_dev *d, const char *what)
 {
 	char name[CPR_NAME_MAX + 1];
 
@@ -248,7 +233,7 @@ static int reuse_fd(struct cpr_vfio_dev *d, const char *what, int kind,
 {
 	int got;
 
-	*fd = find_dev_fd(d, what);
+	*fd = cpr_vfio_find_fd(d, what);
 	if (*fd < 0)
 		return cpr_err(-ENOENT,
 			       "%s: the CPR state has '%s_%s' but no '%s_%s'",
@@ -265,17 +250,17 @@ static int reuse_fd(struct cpr_vfio_dev *d, const char *what, int kind,
 }
 
 /* What cpr_vfio_enable_intx() and cpr_vfio_enable_err_req() would find. */
-static void lookup_notifiers(struct cpr_vfio_dev *d)
+void cpr_vfio_lookup_notifiers(struct cpr_vfio_dev *d)
 {
-	d->intx_fd = find_dev_fd(d, CPR_VFIO_NOTIFY_INTX);
+	d->intx_fd = cpr_vfio_find_fd(d, CPR_VFIO_NOTIFY_INTX);
 	d->intx_unmask_fd = -1;
 	d->intx_unmask_by_ioctl = false;
 	if (d->intx_fd >= 0) {
-		d->intx_unmask_fd = find_dev_fd(d, CPR_VFIO_NOTIFY_UNMASK);
+		d->intx_unmask_fd = cpr_vfio_find_fd(d, CPR_VFIO_NOTIFY_UNMASK);
 		d->intx_unmask_by_ioctl = d->intx_unmask_fd < 0;
 	}
-	d->err_fd = find_dev_fd(d, CPR_VFIO_NOTIFY_ERR);
-	d->req_fd = find_dev_fd(d, CPR_VFIO_NOTIFY_REQ);
+	d->err_fd = cpr_vfio_find_fd(d, CPR_VFIO_NOTIFY_ERR);
+	d->req_fd = cpr_vfio_find_fd(d, CPR_VFIO_NOTIFY_REQ);
 }
 
 static int open_reused(struct cpr_vfio_dev *d)
@@ -299,7 +284,7 @@ static int open_reused(struct cpr_vfio_dev *d)
 				       CPR_FD_VFIO_CONTAINER, &d->container_fd);
 	}
 	if (!ret)
-		lookup_notifiers(d);
+		cpr_vfio_lookup_notifiers(d);
 	return ret;
 }
 
@@ -369,9 +354,9 @@ static int vfio_open(struct cpr_state *st, const char *name, int iface,
 	d->req_fd = -1;
 
 	d->group_id = -1;
-	d->reused = find_dev_fd(d, CPR_VFIO_FD_DEVICE) >= 0;
+	d->reused = cpr_vfio_find_fd(d, CPR_VFIO_FD_DEVICE) >= 0;
 	if (d->reused) {
-		d->iface = find_dev_fd(d, CPR_VFIO_FD_IOMMUFD) >= 0 ?
+		d->iface = cpr_vfio_find_fd(d, CPR_VFIO_FD_IOMMUFD) >= 0 ?
 			   CPR_VFIO_IFACE_CDEV : CPR_VFIO_IFACE_GROUP;
 		read_group_id(d, false);
 		if (iface >= 0 && (int)d->iface != iface)
@@ -484,307 +469,4 @@ bool cpr_vfio_is_mtty(const struct cpr_vfio_dev *d)
 {
 	return d->is_mdev || (d->vendor == CPR_VFIO_MTTY_VENDOR &&
 			      d->device == CPR_VFIO_MTTY_DEVICE);
-}
-
-/* ---- IRQs ---- */
-
-/*
- * VFIO_DEVICE_SET_IRQS with @count eventfds (@fds) or none (@fds NULL).
- * Reports the failure unless @quiet; returns -errno.
- */
-static int set_irqs(struct cpr_vfio_dev *d, __u32 action, unsigned int index,
-		    unsigned int start, unsigned int count, const int *fds,
-		    bool quiet)
-{
-	size_t size = sizeof(struct vfio_irq_set) +
-		      (fds ? count * sizeof(__s32) : 0);
-	struct vfio_irq_set *set;
-	int ret = 0;
-
-	set = calloc(1, size);
-	if (!set)
-		return cpr_err(-ENOMEM, "%s: VFIO_DEVICE_SET_IRQS %s of %u eventfds",
-			       d->name, cpr_vfio_irq_name(index), count);
-	set->argsz = size;
-	set->flags = action |
-		     (fds ? VFIO_IRQ_SET_DATA_EVENTFD : VFIO_IRQ_SET_DATA_NONE);
-	set->index = index;
-	set->start = start;
-	set->count = count;
-	if (fds)
-		memcpy(set->data, fds, count * sizeof(__s32));
-	/* Eventfds given or IRQs disabled: setup.  Triggers, unmasks: not. */
-	if (fds || !count)
-		d->setup_ioctls++;
-	if (ioctl(d->device_fd, VFIO_DEVICE_SET_IRQS, set))
-		ret = -errno;
-	free(set);
-	if (ret && !quiet)
-		return cpr_err(ret,
-			       "%s: VFIO_DEVICE_SET_IRQS %s %s %s start %u count %u (first fd %d)",
-			       d->name, cpr_vfio_irq_name(index),
-			       irq_action_name(action),
-			       fds ? "DATA_EVENTFD" : "DATA_NONE", start, count,
-			       fds && count ? fds[0] : -1);
-	return ret;
-}
-
-static int irq_range_check(const struct cpr_vfio_dev *d, unsigned int index,
-			   unsigned int start, unsigned int count,
-			   const char *what)
-{
-	unsigned int have = cpr_vfio_irq_count(d, index);
-
-	if (!count || start >= have || count > have - start)
-		return cpr_err(-EINVAL, "%s: %s %s start %u count %u: the device has %u",
-			       d->name, what, cpr_vfio_irq_name(index), start, count,
-			       have);
-	return 0;
-}
-
-int cpr_vfio_irq_set_eventfds(struct cpr_vfio_dev *d, unsigned int index,
-			      unsigned int start, unsigned int count,
-			      const int *fds)
-{
-	int ret;
-
-	if (!fds)
-		return cpr_err(-EINVAL, "%s: %s eventfds: none given", d->name,
-			       cpr_vfio_irq_name(index));
-	ret = irq_range_check(d, index, start, count, "eventfds for");
-	if (ret)
-		return ret;
-	return set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, index, start, count,
-			fds, false);
-}
-
-int cpr_vfio_irq_disable(struct cpr_vfio_dev *d, unsigned int index)
-{
-	if (index >= VFIO_PCI_NUM_IRQS)
-		return cpr_err(-EINVAL, "%s: disabling IRQ index %u", d->name,
-			       index);
-	if (d->helper) {
-		d->setup_ioctls++;	/* counted as set_irqs() does */
-		return cpr_helper_disable(d->helper, d->name, index);
-	}
-	return set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 0, NULL,
-			false);
-}
-
-int cpr_vfio_irq_trigger(struct cpr_vfio_dev *d, unsigned int index,
-			 unsigned int vector)
-{
-	int ret;
-
-	if (cpr_vfio_is_mtty(d))
-		return cpr_err(-EOPNOTSUPP,
-			       "%s: no software trigger of %s %u on an mdev (DATA_NONE|TRIGGER disables it)",
-			       d->name, cpr_vfio_irq_name(index), vector);
-	ret = irq_range_check(d, index, vector, 1, "software trigger of");
-	if (ret)
-		return ret;
-	if (d->helper)
-		return cpr_helper_trigger(d->helper, d->name, index, vector);
-	return set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, index, vector, 1, NULL,
-			false);
-}
-
-int cpr_vfio_enable_msi(struct cpr_vfio_dev *d, unsigned int irq_index,
-			unsigned int nr, struct cpr_vectors **out)
-{
-	struct cpr_vectors *vs;
-	unsigned int i;
-	int *fds, ret;
-	int type;
-
-	if (irq_index == VFIO_PCI_MSIX_IRQ_INDEX)
-		type = CPR_IRQ_MSIX;
-	else if (irq_index == VFIO_PCI_MSI_IRQ_INDEX)
-		type = CPR_IRQ_MSI;
-	else
-		return cpr_err(-EINVAL, "%s: enable MSI: %s is not MSI or MSI-X",
-			       d->name, cpr_vfio_irq_name(irq_index));
-	if (d->reused)
-		return cpr_err(-EINVAL,
-			       "%s: %s of a reused device is already signalling: claim the vectors with cpr_vectors_claim()",
-			       d->name, cpr_vfio_irq_name(irq_index));
-	ret = irq_range_check(d, irq_index, 0, nr, "enabling");
-	if (ret)
-		return ret;
-
-	ret = cpr_vectors_create(d->st, d->name, type, nr,
-				 CPR_VEC_INTERRUPT | CPR_VEC_KVM, &vs);
-	if (ret)
-		return ret;
-	fds = calloc(nr, sizeof(*fds));
-	if (!fds) {
-		cpr_vectors_free(vs, true);
-		return cpr_err(-ENOMEM, "%s: %u %s eventfds", d->name, nr,
-			       cpr_vfio_irq_name(irq_index));
-	}
-	for (i = 0; i < nr; i++)
-		fds[i] = vs->v[i].kvm_fd;
-	ret = set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, irq_index, 0, nr, fds,
-		       false);
-	free(fds);
-	if (!ret) {
-		ret = cpr_vectors_save(vs);
-		if (ret)
-			set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, irq_index, 0, 0,
-				 NULL, true);
-	}
-	if (ret) {
-		cpr_vectors_free(vs, true);
-		return ret;
-	}
-	*out = vs;
-	return 0;
-}
-
-int cpr_vfio_enable_intx(struct cpr_vfio_dev *d)
-{
-	int ret;
-
-	ret = irq_range_check(d, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, "enabling");
-	if (ret)
-		return ret;
-	if (d->reused) {
-		lookup_notifiers(d);
-		if (d->intx_fd < 0)
-			return cpr_err(-ENOENT,
-				       "%s: reused device without an inherited '%s_%s' eventfd",
-				       d->name, d->name, CPR_VFIO_NOTIFY_INTX);
-		return 0;
-	}
-
-	ret = cpr_notifier_init(d->st, d->name, CPR_VFIO_NOTIFY_INTX, 0,
-				&d->intx_fd);
-	if (ret)
-		return ret;
-	ret = set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX,
-		       0, 1, &d->intx_fd, false);
-	if (ret) {
-		cpr_notifier_cleanup(d->st, d->name, CPR_VFIO_NOTIFY_INTX, 0,
-				     &d->intx_fd);
-		return ret;
-	}
-
-	d->intx_unmask_by_ioctl = false;
-	ret = cpr_notifier_init(d->st, d->name, CPR_VFIO_NOTIFY_UNMASK, 0,
-				&d->intx_unmask_fd);
-	if (!ret) {
-		ret = set_irqs(d, VFIO_IRQ_SET_ACTION_UNMASK,
-			       VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &d->intx_unmask_fd,
-			       true);
-		if (ret) {
-			cpr_info("%s: the driver refuses an INTx unmask eventfd (%s): unmasking by ioctl",
-				 d->name, strerror(-ret));
-			cpr_notifier_cleanup(d->st, d->name,
-					     CPR_VFIO_NOTIFY_UNMASK, 0,
-					     &d->intx_unmask_fd);
-			d->intx_unmask_by_ioctl = true;
-			ret = 0;
-		}
-	}
-	if (ret) {
-		/* Only a failure to make the eventfd: undo the trigger. */
-		set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX,
-			 0, 0, NULL, true);
-		cpr_notifier_cleanup(d->st, d->name, CPR_VFIO_NOTIFY_INTX, 0,
-				     &d->intx_fd);
-	}
-	return ret;
-}
-
-int cpr_vfio_intx_unmask(struct cpr_vfio_dev *d)
-{
-	__u64 one = 1;
-	ssize_t n;
-
-	if (d->intx_fd < 0)
-		return cpr_err(-EINVAL, "%s: unmask INTx: INTx is not enabled",
-			       d->name);
-	if ((d->intx_unmask_by_ioctl || d->intx_unmask_fd < 0) && d->helper)
-		return cpr_helper_unmask(d->helper, d->name,
-					 VFIO_PCI_INTX_IRQ_INDEX, 0);
-	if (d->intx_unmask_by_ioctl || d->intx_unmask_fd < 0)
-		return set_irqs(d, VFIO_IRQ_SET_ACTION_UNMASK,
-				VFIO_PCI_INTX_IRQ_INDEX, 0, 1, NULL, false);
-	n = write(d->intx_unmask_fd, &one, sizeof(one));
-	if (n != sizeof(one))
-		return cpr_err(n < 0 ? -errno : -EIO,
-			       "%s: unmask INTx: writing 1 to unmask eventfd %d gave %zd",
-			       d->name, d->intx_unmask_fd, n);
-	return 0;
-}
-
-int cpr_vfio_intx_detach(struct cpr_vfio_dev *d, struct cpr_vm *vm,
-			 unsigned int gsi, unsigned int vcpu,
-			 unsigned int lapic_vec)
-{
-	__u64 one = 1;
-	int ret;
-
-	if (d->intx_fd < 0)
-		return cpr_err(-EINVAL, "%s: detach INTx: INTx is not enabled",
-			       d->name);
-	ret = cpr_vm_irqfd_deassign(vm, d->intx_fd, gsi);
-	if (ret)
-		return cpr_err(ret, "%s: handoff: detaching INTx (eventfd %d, GSI %u)",
-			       d->name, d->intx_fd, gsi);
-	/*
-	 * Already in the old VM's LAPIC but not taken: it would die with the
-	 * VM.  vfio keeps INTx masked until it is handled, so no new trigger
-	 * can come: put this one back into the trigger eventfd, where the
-	 * next VM's irqfd finds it on attach.
-	 */
-	ret = cpr_vm_lapic_irr_test(vm, vcpu, lapic_vec);
-	if (ret < 0)
-		return ret;
-	if (ret && write(d->intx_fd, &one, sizeof(one)) != sizeof(one))
-		return cpr_err(-errno,
-			       "%s: handoff: carrying INTx (LAPIC vector 0x%x) back into eventfd %d",
-			       d->name, lapic_vec, d->intx_fd);
-	return 0;
-}
-
-/* One ERR or REQ notifier; *@fd stays -1 if the device has none. */
-static int enable_notifier(struct cpr_vfio_dev *d, unsigned int index,
-			   const char *what, int *fd)
-{
-	int ret;
-
-	if (!cpr_vfio_irq_count(d, index))
-		return 0;
-	ret = cpr_notifier_init(d->st, d->name, what, 0, fd);
-	if (ret)
-		return ret;
-	ret = set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 1, fd, false);
-	if (ret)
-		cpr_notifier_cleanup(d->st, d->name, what, 0, fd);
-	return ret;
-}
-
-int cpr_vfio_enable_err_req(struct cpr_vfio_dev *d)
-{
-	int ret;
-
-	if (d->reused) {
-		d->err_fd = find_dev_fd(d, CPR_VFIO_NOTIFY_ERR);
-		d->req_fd = find_dev_fd(d, CPR_VFIO_NOTIFY_REQ);
-		return 0;
-	}
-	ret = enable_notifier(d, VFIO_PCI_ERR_IRQ_INDEX, CPR_VFIO_NOTIFY_ERR,
-			      &d->err_fd);
-	if (ret)
-		return ret;
-	ret = enable_notifier(d, VFIO_PCI_REQ_IRQ_INDEX, CPR_VFIO_NOTIFY_REQ,
-			      &d->req_fd);
-	if (ret && d->err_fd >= 0) {
-		set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_ERR_IRQ_INDEX,
-			 0, 0, NULL, true);
-		cpr_notifier_cleanup(d->st, d->name, CPR_VFIO_NOTIFY_ERR, 0,
-				     &d->err_fd);
-	}
-	return ret;
 }

@@ -421,11 +421,3 @@ const struct cpr_vfio_driver *cpr_vfio_driver_find(__u16 vendor,
 			return drv;
 	return NULL;
 }
-
-int cpr_vfio_raise(struct cpr_vfio_dev *d, unsigned int irq_index,
-		   unsigned int vector)
-{
-	if (d->drv && d->drv->raise)
-		return d->drv->raise(d, irq_index, vector);
-	return cpr_vfio_irq_trigger(d, irq_index, vector);
-}
