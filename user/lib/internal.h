@@ -148,6 +148,14 @@ void cpr_vfio_lookup_notifiers(struct cpr_vfio_dev *d);
  */
 int cpr_vfio_query_info(struct cpr_vfio_dev *d);
 
+/* vfio_nvme.c: the nvme driver's operations, for the driver table. */
+int cpr_nvme_setup(struct cpr_vfio_dev *d, unsigned int irq_index);
+int cpr_nvme_raise(struct cpr_vfio_dev *d, unsigned int irq_index,
+		   unsigned int vector);
+int cpr_nvme_ack(struct cpr_vfio_dev *d, unsigned int irq_index);
+int cpr_nvme_dma_check(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+		       size_t size);
+
 /*
  * vfio_cdev.c, for vfio.c: the cdev interface's fresh open (sets
  * device_fd, iommufd, ids, saves the section; the caller saves the fds),

@@ -32,6 +32,8 @@
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/vfio.h"
 
+#include "internal.h"
+
 #define BAR0	VFIO_PCI_BAR0_REGION_INDEX
 
 static int rd32(struct cpr_vfio_dev *d, __u64 off, __u32 *val)

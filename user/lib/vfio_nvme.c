@@ -60,6 +60,8 @@
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/vfio.h"
 
+#include "internal.h"
+
 #define BAR0			VFIO_PCI_BAR0_REGION_INDEX
 
 /* Controller registers (NVMe base specification, "Controller Registers"). */

@@ -311,14 +311,6 @@ const char *cpr_vfio_irq_name(unsigned int index);
 const struct cpr_vfio_driver *cpr_vfio_driver_find(__u16 vendor,
 						   __u16 device);
 
-/* vfio_nvme.c: the nvme driver's operations, for the driver table. */
-int cpr_nvme_setup(struct cpr_vfio_dev *d, unsigned int irq_index);
-int cpr_nvme_raise(struct cpr_vfio_dev *d, unsigned int irq_index,
-		   unsigned int vector);
-int cpr_nvme_ack(struct cpr_vfio_dev *d, unsigned int irq_index);
-int cpr_nvme_dma_check(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
-		       size_t size);
-
 /*
  * Make @d raise vector @vector of @irq_index: through its driver, or a
  * software trigger for a device without one.  Drivers: edu raises MSI or
