@@ -148,6 +148,20 @@ void cpr_vfio_lookup_notifiers(struct cpr_vfio_dev *d);
  */
 int cpr_vfio_query_info(struct cpr_vfio_dev *d);
 
+/*
+ * handoff_fds.c, for the exec and the resume (handoff.c): the launcher's
+ * fds and those to be closed by the successor, into the state at exec and
+ * out of it at resume; the fds open at a deferred resume (but the state's,
+ * those to be closed and @memfd), and cpr_fd_audit() on them, which then
+ * forgets them.
+ */
+int cpr_launcher_fds_save(struct cpr_state *st);
+int cpr_launcher_fds_load(const struct cpr_state *st);
+int cpr_dispose_fds_save(struct cpr_state *st);
+int cpr_dispose_fds_load(struct cpr_state *st);
+int cpr_fd_snapshot(const struct cpr_state *st, int memfd);
+int cpr_fd_audit_snapshot(const struct cpr_state *st);
+
 /* vfio_nvme.c: the nvme driver's operations, for the driver table. */
 int cpr_nvme_setup(struct cpr_vfio_dev *d, unsigned int irq_index);
 int cpr_nvme_raise(struct cpr_vfio_dev *d, unsigned int irq_index,
