@@ -9,12 +9,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <linux/types.h>
 
+#include "vfio_cpr/compiler.h"
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/vectors.h"
 #include "vfio_cpr/vfio.h"
+#include "vfio_cpr/vfio_helper.h"
 
 #ifndef container_of
 #define container_of(ptr, type, member) \
@@ -161,6 +164,92 @@ int cpr_dispose_fds_save(struct cpr_state *st);
 int cpr_dispose_fds_load(struct cpr_state *st);
 int cpr_fd_snapshot(const struct cpr_state *st, int memfd);
 int cpr_fd_audit_snapshot(const struct cpr_state *st);
+
+/*
+ * vfio_helper_server.c, for its client (vfio_helper.c): the device
+ * helper's wire, its policy and the helper process.
+ *
+ * Wire: a SOCK_SEQPACKET socket pair, one request or reply per message,
+ * fds with SCM_RIGHTS in the same message.  A request is struct helper_req
+ * followed by its payload; a reply is struct helper_rep, its payload, then
+ * its message text.  A reply carries its request's sequence number, so
+ * that a late answer to a request the client gave up on is dropped.  The
+ * helper answers every request but QUIT; its first message (HELLO, sequence
+ * 0) says whether it serves.
+ */
+#define HELPER_MAGIC	0x48525043u	/* "CPRH" */
+#define HELPER_VERSION	1
+/* Eventfds in one SET_IRQS message, well under SCM_MAX_FD (253). */
+#define HELPER_FDS_MAX	128
+
+enum helper_type {
+	HT_HELLO = 1,
+	HT_SET_IRQS,
+	HT_DISABLE,
+	HT_OP,
+	HT_STATS,
+	HT_QUIT,
+};
+
+struct helper_req {
+	__u32 magic;
+	__u16 version;
+	__u16 type;
+	__u32 seq;
+	__u32 flags;		/* SET_IRQS: VFIO_IRQ_SET_* */
+	__u32 index;
+	__u32 start;
+	__u32 count;
+	__u32 op;		/* OP: the operation's id */
+	__u32 len;		/* payload bytes after the header */
+	__u32 nr_fds;		/* fds in the message */
+	char dev[CPR_VFIO_NAME_MAX];	/* "" for none */
+};
+
+#define REP_REFUSED	0x1u	/* by the policy: the kernel was not asked */
+
+struct helper_rep {
+	__u32 magic;
+	__u16 version;
+	__u16 type;
+	__u32 seq;
+	__s32 status;		/* 0 or -errno */
+	__u32 flags;		/* REP_* */
+	__u32 len;		/* payload bytes after the header */
+	__u32 msg_len;		/* message bytes after the payload */
+};
+
+#define REQ_BUF_SIZE	(sizeof(struct helper_req) + CPR_HELPER_PAYLOAD_MAX)
+#define REP_BUF_SIZE	(sizeof(struct helper_rep) + CPR_HELPER_PAYLOAD_MAX + \
+			 CPR_ERRMSG_MAX)
+
+/* "DATA_NONE", ..., "ACTION_TRIGGER", ... of VFIO_IRQ_SET_* @flags. */
+const char *cpr_helper_data_name(__u32 flags);
+const char *cpr_helper_action_name(__u32 flags);
+/*
+ * The kind of a SET_IRQS request the policy allows, or -1 with the rule it
+ * breaks in *@why.
+ */
+int cpr_helper_classify(__u32 flags, __u32 index, __u32 count,
+			const char **why);
+/* One message with up to HELPER_FDS_MAX fds: its length, or -errno. */
+ssize_t cpr_helper_send_msg(int sock, const void *buf, size_t len,
+			    const int *fds, unsigned int nr_fds, int flags);
+ssize_t cpr_helper_recv_msg(int sock, void *buf, size_t size, int *fds,
+			    unsigned int *nr_fds, bool *trunc, int flags);
+/* Close @nr fds, each set to -1. */
+void cpr_helper_close_fds(int *fds, unsigned int nr);
+
+/*
+ * The helper process: made by its parent (NULL: no memory), then run in
+ * the fork on its end @sock of the socket pair until QUIT or EOF.
+ */
+struct cpr_helper_server;
+
+struct cpr_helper_server *
+cpr_helper_server_new(struct cpr_vfio_dev *const *devs, unsigned int nr_devs,
+		      const struct cpr_helper_op *ops, unsigned int nr_ops);
+void __noreturn cpr_helper_serve(struct cpr_helper_server *s, int sock);
 
 /* vfio_nvme.c: the nvme driver's operations, for the driver table. */
 int cpr_nvme_setup(struct cpr_vfio_dev *d, unsigned int irq_index);
