@@ -102,19 +102,8 @@ if [ -z "$src" ]; then
 	# its lock while this one is in .deps/vm/debs.
 	exec 8>"$vmdir/.provision.lock"
 	flock 8
-	debs=("$vmdir/debs/${pkg}_"*.deb)
-	deb=${debs[0]}
-	if [ ! -f "$deb" ]; then
-		say "downloading $pkg"
-		if ! (cd "$vmdir/debs" && apt-get download -q "$pkg" >/dev/null 2>&1); then
-			apt_update
-			(cd "$vmdir/debs" && apt-get download -q "$pkg" >/dev/null) ||
-				die "apt-get download $pkg failed"
-		fi
-		debs=("$vmdir/debs/${pkg}_"*.deb)
-		deb=${debs[0]}
-		[ -f "$deb" ] || die "apt-get download left no ${pkg}_*.deb"
-	fi
+	apt_download "$vmdir/debs" "$pkg"
+	deb=$apt_deb
 	debver=$(dpkg-deb -f "$deb" Version) || die "cannot read the version of $deb"
 	src=$own/src/linux-${debver%%-*}
 	member=$(dpkg-deb -c "$deb" | sed -n 's|.* \(\./usr/src/linux-source-[^ ]*\.tar\.xz\)$|\1|p' | head -n1)

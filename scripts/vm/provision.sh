@@ -89,20 +89,8 @@ mkdir -p "$kdir" "$vmdir/debs"
 
 # 1. Fetch and unpack the kernel image package.
 if [ ! -f "$kdir/.stamp-unpacked" ]; then
-	debs=("$vmdir/debs/linux-image-${kver}_"*.deb)
-	deb=${debs[0]}
-	if [ ! -f "$deb" ]; then
-		say "downloading linux-image-$kver"
-		if ! (cd "$vmdir/debs" && apt-get download -q "linux-image-$kver" \
-				>/dev/null 2>&1); then
-			apt_update
-			(cd "$vmdir/debs" && apt-get download -q "linux-image-$kver" >/dev/null) ||
-				die "apt-get download linux-image-$kver failed"
-		fi
-		debs=("$vmdir/debs/linux-image-${kver}_"*.deb)
-		deb=${debs[0]}
-		[ -f "$deb" ] || die "apt-get download left no linux-image-${kver}_*.deb"
-	fi
+	apt_download "$vmdir/debs" "linux-image-$kver"
+	deb=$apt_deb
 	say "unpacking $(basename "$deb")"
 	rm -rf "$root"
 	mkdir -p "$root"
@@ -206,25 +194,13 @@ tree_mm() { # TREE -> its VERSION.PATCHLEVEL
 		head -n 2 | paste -sd.
 }
 fetch_mtty_src() { # MAJOR.MINOR DESTDIR
-	local mm=$1 dst=$2 ver pkg debs deb member
+	local mm=$1 dst=$2 ver pkg deb member
 	pkg=linux-source-$mm
 	[ -f "$dst/.stamp" ] && [ -f "$dst/samples/vfio-mdev/mtty.c" ] && return 0
 	# The source version of the image, else apt's candidate.
 	ver=$(dpkg-deb -f "$(cat "$kdir/.stamp-unpacked")" Version 2>/dev/null || true)
-	debs=("$vmdir/debs/${pkg}_"*.deb)
-	deb=${debs[0]}
-	if [ ! -f "$deb" ]; then
-		say "downloading $pkg${ver:+ $ver} (for samples/vfio-mdev/mtty.c)"
-		if ! { [ -n "$ver" ] && (cd "$vmdir/debs" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1); } &&
-				! (cd "$vmdir/debs" && apt-get download -q "$pkg" >/dev/null 2>&1); then
-			apt_update
-			(cd "$vmdir/debs" && apt-get download -q "$pkg" >/dev/null) ||
-				die "apt-get download $pkg failed"
-		fi
-		debs=("$vmdir/debs/${pkg}_"*.deb)
-		deb=${debs[0]}
-		[ -f "$deb" ] || die "apt-get download left no ${pkg}_*.deb"
-	fi
+	apt_download "$vmdir/debs" "$pkg" "$ver" "for samples/vfio-mdev/mtty.c"
+	deb=$apt_deb
 	say "extracting mtty.c from $(basename "$deb")"
 	member=$(dpkg-deb -c "$deb" | sed -n 's|.* \(\./usr/src/linux-source-[^ ]*\.tar\.xz\)$|\1|p' | head -n1)
 	[ -n "$member" ] || die "$deb holds no usr/src/linux-source-*.tar.xz"
