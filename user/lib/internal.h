@@ -25,6 +25,14 @@
 #endif
 
 /*
+ * fd.c: call @fn on every fd open in this process (/proc/self/fd), until
+ * it returns nonzero; that, or -errno if the table cannot be read.
+ */
+typedef int (*cpr_fd_visit_t)(int fd, void *arg);
+
+int cpr_visit_open_fds(cpr_fd_visit_t fn, void *arg);
+
+/*
  * relay.c: a running relay as its VM sees it.  @end stops the thread and
  * frees the relay (@dispose: in a handoff, the successor closes its epoll
  * set) and returns the thread's first failure; cpr_vm_destroy() and
@@ -55,18 +63,10 @@ static inline struct cpr_vm_priv *cpr_vm_priv(const struct cpr_vm *vm)
 }
 
 /*
- * kvm.c: 0, or -ESHUTDOWN with a message starting with @what once
- * cpr_vm_quiesce() closed the VM fd.
+ * kvm.c, for guest.c: 0, or -ESHUTDOWN with a message starting with @what
+ * once cpr_vm_quiesce() closed the VM fd.
  */
 int cpr_vm_live(struct cpr_vm *vm, const char *what);
-
-/*
- * fd.c: call @fn on every fd open in this process (/proc/self/fd), until
- * it returns nonzero; that, or -errno if the table cannot be read.
- */
-typedef int (*cpr_fd_visit_t)(int fd, void *arg);
-
-int cpr_visit_open_fds(cpr_fd_visit_t fn, void *arg);
 
 /*
  * vectors.c, for the relay and the detach: attach vector @i's irqfd
@@ -138,6 +138,20 @@ struct cpr_entry *cpr_entry_new_in(struct cpr_state *st, const char *name,
 				   size_t len, __u32 index, __u32 h);
 
 /*
+ * handoff_fds.c, for the exec and the resume (handoff.c): the launcher's
+ * fds and those to be closed by the successor, into the state at exec and
+ * out of it at resume; the fds open at a deferred resume (but the state's,
+ * those to be closed and @memfd), and cpr_fd_audit() on them, which then
+ * forgets them.
+ */
+int cpr_launcher_fds_save(struct cpr_state *st);
+int cpr_launcher_fds_load(const struct cpr_state *st);
+int cpr_dispose_fds_save(struct cpr_state *st);
+int cpr_dispose_fds_load(struct cpr_state *st);
+int cpr_fd_snapshot(const struct cpr_state *st, int memfd);
+int cpr_fd_audit_snapshot(const struct cpr_state *st);
+
+/*
  * vfio.c, for the interrupts (vfio_irq.c): the fd "<dev>_@what"[0] in the
  * device's state (-1 if absent), and the INTx, unmask, ERR and REQ
  * eventfds a reused device finds there.
@@ -152,18 +166,26 @@ void cpr_vfio_lookup_notifiers(struct cpr_vfio_dev *d);
 int cpr_vfio_query_info(struct cpr_vfio_dev *d);
 
 /*
- * handoff_fds.c, for the exec and the resume (handoff.c): the launcher's
- * fds and those to be closed by the successor, into the state at exec and
- * out of it at resume; the fds open at a deferred resume (but the state's,
- * those to be closed and @memfd), and cpr_fd_audit() on them, which then
- * forgets them.
+ * vfio_cdev.c, for vfio.c and vfio_dma.c: the cdev interface's fresh open
+ * (sets device_fd, iommufd, ids, saves the section; the caller saves the
+ * fds), section load/delete, and its DMA operations.
  */
-int cpr_launcher_fds_save(struct cpr_state *st);
-int cpr_launcher_fds_load(const struct cpr_state *st);
-int cpr_dispose_fds_save(struct cpr_state *st);
-int cpr_dispose_fds_load(struct cpr_state *st);
-int cpr_fd_snapshot(const struct cpr_state *st, int memfd);
-int cpr_fd_audit_snapshot(const struct cpr_state *st);
+int cpr_vfio_cdev_supported(const char *name, bool is_mdev);
+int cpr_vfio_cdev_open_fresh(struct cpr_vfio_dev *d);
+int cpr_vfio_cdev_load(struct cpr_vfio_dev *d);
+void cpr_vfio_cdev_forget(struct cpr_vfio_dev *d);
+int cpr_vfio_cdev_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+			  int fd, __u64 off, __u64 size);
+int cpr_vfio_cdev_dma_unmap(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
+int cpr_vfio_cdev_change_process(struct cpr_vfio_dev *d);
+
+/* vfio_nvme.c: the nvme driver's operations, for the driver table. */
+int cpr_nvme_setup(struct cpr_vfio_dev *d, unsigned int irq_index);
+int cpr_nvme_raise(struct cpr_vfio_dev *d, unsigned int irq_index,
+		   unsigned int vector);
+int cpr_nvme_ack(struct cpr_vfio_dev *d, unsigned int irq_index);
+int cpr_nvme_dma_check(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
+		       size_t size);
 
 /*
  * vfio_helper_server.c, for its client (vfio_helper.c): the device
@@ -250,27 +272,5 @@ struct cpr_helper_server *
 cpr_helper_server_new(struct cpr_vfio_dev *const *devs, unsigned int nr_devs,
 		      const struct cpr_helper_op *ops, unsigned int nr_ops);
 void __noreturn cpr_helper_serve(struct cpr_helper_server *s, int sock);
-
-/* vfio_nvme.c: the nvme driver's operations, for the driver table. */
-int cpr_nvme_setup(struct cpr_vfio_dev *d, unsigned int irq_index);
-int cpr_nvme_raise(struct cpr_vfio_dev *d, unsigned int irq_index,
-		   unsigned int vector);
-int cpr_nvme_ack(struct cpr_vfio_dev *d, unsigned int irq_index);
-int cpr_nvme_dma_check(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
-		       size_t size);
-
-/*
- * vfio_cdev.c, for vfio.c: the cdev interface's fresh open (sets
- * device_fd, iommufd, ids, saves the section; the caller saves the fds),
- * section load/delete, and its DMA operations.
- */
-int cpr_vfio_cdev_supported(const char *name, bool is_mdev);
-int cpr_vfio_cdev_open_fresh(struct cpr_vfio_dev *d);
-int cpr_vfio_cdev_load(struct cpr_vfio_dev *d);
-void cpr_vfio_cdev_forget(struct cpr_vfio_dev *d);
-int cpr_vfio_cdev_dma_map(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
-			  int fd, __u64 off, __u64 size);
-int cpr_vfio_cdev_dma_unmap(struct cpr_vfio_dev *d, __u64 iova, __u64 size);
-int cpr_vfio_cdev_change_process(struct cpr_vfio_dev *d);
 
 #endif /* VFIO_CPR_INTERNAL_H */
