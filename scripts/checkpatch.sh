@@ -17,7 +17,14 @@ cd "$top"
 mapfile -t files < <(git ls-files -co --exclude-standard '*.c' '*.h')
 bad=0
 for f in "${files[@]}"; do
-	out=$(perl "$cp_pl" --no-tree --strict --quiet --show-types -f "$f" 2>&1) || true
+	# The header that defines __printf/__noreturn for userspace spells out
+	# the __attribute__ those macros stand for: the one place where
+	# checkpatch's "use the macro" (PREFER_DEFINED_ATTRIBUTE_MACRO) cannot
+	# apply - it fires on the kernel's own compiler_attributes.h too.
+	ignore=()
+	[ "$f" != user/include/vfio_cpr/compiler.h ] ||
+		ignore=(--ignore PREFER_DEFINED_ATTRIBUTE_MACRO)
+	out=$(perl "$cp_pl" --no-tree --strict --quiet --show-types "${ignore[@]}" -f "$f" 2>&1) || true
 	if [ -n "$out" ]; then
 		echo "$out"
 		bad=$((bad + 1))
