@@ -229,7 +229,7 @@ static int successor_main(const char *path, const char *mode_name)
 	}
 	CPR_ASSERT_OK(cpr_xfer_take(path, TIMEOUT_MS, &st, &ops, &s),
 		      "the socket handoff failed on the successor's side");
-	CPR_ASSERT_EQ(s.vm->routing_commits, 1,
+	CPR_ASSERT_EQ(cpr_vm_routing_commits(s.vm), 1,
 		      "%u vectors were not routed into the new VM with ONE KVM_SET_GSI_ROUTING",
 		      VECTORS);
 	CPR_ASSERT_TRUE(irr_arrives(s.vm, lapic_vec(s.vs, 0), "the new"),
