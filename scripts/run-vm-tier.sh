@@ -33,7 +33,11 @@
 #   --bind VVVV:DDDD   extra PCI id to bind to vfio-pci (repeatable)
 #   --append ARGS      extra kernel arguments (e.g. vfio_cpr.nofile=1024:4096)
 #   --keep-log FILE    keep the whole console log there
-#   --timeout SECONDS  kill QEMU after this long (default 480)
+#   --timeout SECONDS  stop the guest after this long (default 480)
+#   --silence SECONDS  a hang: the guest printed nothing for this long
+#                      (default 200); run.sh then dumps the guest's state
+#                      and fails naming the test case that was running
+#   --smp N            guest CPUs (default 1)
 #   --cmd CMD          another test command (no program list check then)
 #
 # Exits non-zero when run.sh fails (a `not ok`, a timeout, a crash, the test

@@ -10,6 +10,10 @@
 #   vfio_cpr.mdev_type=mtty-2               mtty type to create (or "none")
 #   vfio_cpr.cmd="COMMAND ARGS"             test command, run with sh -c in
 #                  /kselftest (default: ./run_kselftest.sh -c vfio_cpr)
+#   vfio_cpr.tty=ttyS0                      where the tests print (default:
+#                  the kernel's console); when it is not the console,
+#                  the kernel's messages stay at the console's loglevel
+#                  there, else they are kept off it (dmesg -n 1)
 #   vfio_cpr.nofile=SOFT[:HARD]             RLIMIT_NOFILE of the test command
 #                  (default 65536:65536; the kernel gives init 1024:4096,
 #                  too few for kvm_cpr_test's 2048-vector variant, which
@@ -53,7 +57,11 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
-exec </dev/console >/dev/console 2>&1
+# The tests' console (run.sh gives the kernel's log a serial port of its
+# own, so that KTAP is never cut by a kernel line).
+tty=$(sed -n 's/.*vfio_cpr\.tty=\([^ ]*\).*/\1/p' /proc/cmdline)
+tty=${tty:-console}
+exec <"/dev/$tty" >"/dev/$tty" 2>&1
 # devtmpfs has no /dev/std{in,out,err} or /dev/fd; kselftest's runner.sh
 # writes the tests' output to /dev/stdout and loses it without them.
 ln -sf /proc/self/fd /dev/fd
@@ -61,7 +69,7 @@ ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 # Keep kernel messages off the console while KTAP is being printed.
-dmesg -n 1 2>/dev/null || true
+[ "$tty" != console ] || dmesg -n 1 2>/dev/null || true
 
 diag() { echo "# $*"; }
 
