@@ -38,6 +38,7 @@
 #                      (default 200); run.sh then dumps the guest's state
 #                      and fails naming the test case that was running
 #   --smp N            guest CPUs (default 1)
+#   --tcg-thread MODE  single (default) or multi (see run.sh's usage)
 #   --cmd CMD          another test command (no program list check then)
 #
 # Exits non-zero when run.sh fails (a `not ok`, a timeout, a crash, the test

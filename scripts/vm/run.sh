@@ -41,6 +41,14 @@
 #   --keep-log FILE       keep the whole console log there (default: kept
 #                         only on failure, in .deps/vm/logs/, path shown)
 #   --smp N               guest CPUs (default 1)
+#   --tcg-thread MODE     single (default) or multi: how QEMU runs the vCPUs
+#                         (-accel tcg,thread=MODE).  multi runs each vCPU on
+#                         a host thread of its own, but QEMU 7.2 then keeps
+#                         running stale code after the guest kernel patches
+#                         itself (a static key flipped by KVM_CREATE_VM: an
+#                         int3 that is gone from memory traps forever, and
+#                         the guest hangs or oopses); single runs all vCPUs
+#                         in turn on one host thread and has not hung
 #   --mem MB              guest memory (default 1024)
 #
 # Exits non-zero on any `not ok` line, a QEMU timeout or crash, a missing
@@ -84,7 +92,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 t_start=$(now)
 mon_dir='' ksft='' kernel='' modules='' timeout_s=480 keep_log='' smp=1 mem=1024 append='' cmd=''
-silence_s=${VFIO_CPR_SILENCE:-200}
+silence_s=${VFIO_CPR_SILENCE:-200} tcg_thread=single
 initrd_in=''
 devices=() binds=(1234:11e8 8086:10d3 1b36:0010) extras=()
 while [ $# -gt 0 ]; do
@@ -102,6 +110,7 @@ while [ $# -gt 0 ]; do
 	--silence) silence_s=$2; shift 2 ;;
 	--keep-log) keep_log=$2; shift 2 ;;
 	--smp) smp=$2; shift 2 ;;
+	--tcg-thread) tcg_thread=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	-h|--help) usage 0 ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; usage 2 >&2 ;;
@@ -123,6 +132,10 @@ case $cmd in *'"'*) die "--cmd must not contain double quotes" ;; esac
 for n in "$timeout_s" "$silence_s" "$smp" "$mem"; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || die "--timeout, --silence, --smp and --mem take positive integers, not '$n'"
 done
+case $tcg_thread in
+single|multi) ;;
+*) die "--tcg-thread takes single or multi, not '$tcg_thread'" ;;
+esac
 for id in "${binds[@]}"; do
 	[[ $id =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$ ]] || die "bad --bind id '$id' (want VVVV:DDDD)"
 done
@@ -196,7 +209,7 @@ kargs="$kargs$append"
 
 qemu=${VFIO_CPR_QEMU:-qemu-system-x86_64}
 # shellcheck disable=SC2054 # commas belong to QEMU's option syntax
-qargs=(-machine q35,accel=tcg -cpu max -smp "$smp" -m "$mem"
+qargs=(-machine q35 -accel "tcg,thread=$tcg_thread" -cpu max -smp "$smp" -m "$mem"
 	-device intel-iommu,intremap=on
 	-device edu
 	-device e1000e,netdev=n0 -netdev user,id=n0,restrict=on
