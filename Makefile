@@ -116,14 +116,15 @@ fuzz-smoke: setup
 	$(MAKE) -s -C $(TOP)/user/fuzz O=$(BUILD)/fuzz smoke
 
 # The VM tier again on the newest 6.12 kernel Debian 12 ships (mtty there
-# refuses the INTx unmask eventfd: the ioctl path runs).
+# refuses the INTx unmask eventfd: the ioctl path runs), on 2 guest CPUs:
+# the SMP run of `make check` (check-vm and check-vm-iommufd keep 1).
 NEWER_KVER = $(shell apt-cache search --names-only \
 	'^linux-image-6\.12\.[0-9]+\+deb12-amd64$$' 2>/dev/null | \
 	awk '{print $$1}' | sort -V | tail -1 | sed 's/^linux-image-//')
 
 check-vm-newer: setup
 	@test -n "$(NEWER_KVER)" || { echo "check-vm-newer: apt knows no linux-image-6.12.*+deb12-amd64 (apt-get update?)" >&2; exit 1; }
-	VFIO_CPR_KVER=$(NEWER_KVER) $(TOP)/scripts/run-vm-tier.sh
+	VFIO_CPR_KVER=$(NEWER_KVER) $(TOP)/scripts/run-vm-tier.sh --smp 2
 
 # The VM tier on our own guest kernel (Debian's linux-source-6.12 with
 # CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV, which Debian's kernels lack;
