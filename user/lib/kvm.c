@@ -361,6 +361,11 @@ int cpr_vm_vcpu_fd(const struct cpr_vm *vm, unsigned int vcpu)
 	return vcpu < vm->nr_vcpus ? vm->vcpu_fd[vcpu] : -1;
 }
 
+unsigned int cpr_vm_nr_vcpus(const struct cpr_vm *vm)
+{
+	return vm->nr_vcpus;
+}
+
 unsigned int cpr_vm_routing_commits(const struct cpr_vm *vm)
 {
 	return vm->routing_commits;

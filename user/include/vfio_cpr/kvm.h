@@ -49,6 +49,16 @@ static inline unsigned int cpr_msi_msg_vector(const struct cpr_msi_msg *m)
 	return m->data & 0xff;
 }
 
+/*
+ * The destination APIC id of @m (physical mode: address bits 19:12).  In a
+ * VM of this library APIC id n is vCPU n, before and after the guest's
+ * switch to x2APIC mode: the vCPU whose LAPIC the interrupt reaches.
+ */
+static inline unsigned int cpr_msi_msg_dest(const struct cpr_msi_msg *m)
+{
+	return (m->addr_lo >> 12) & 0xff;
+}
+
 struct kvm_run;
 struct kvm_irq_routing;
 
@@ -97,6 +107,8 @@ int cpr_vm_kvm_fd(const struct cpr_vm *vm);
 int cpr_vm_fd(const struct cpr_vm *vm);
 /* -1 for a vCPU the VM does not have. */
 int cpr_vm_vcpu_fd(const struct cpr_vm *vm, unsigned int vcpu);
+/* The vCPUs made by cpr_vm_create(), APIC ids 0 to n - 1. */
+unsigned int cpr_vm_nr_vcpus(const struct cpr_vm *vm);
 /* KVM_SET_GSI_ROUTING calls made (cpr_vm_routes_commit() that did one). */
 unsigned int cpr_vm_routing_commits(const struct cpr_vm *vm);
 /*
