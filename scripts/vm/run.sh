@@ -69,11 +69,14 @@
 # When the tests' console stays silent for --silence seconds, or --timeout
 # is reached, this script presses alt-sysrq-w, -l and -t (blocked tasks,
 # every CPU's backtrace, all tasks) through QEMU's monitor (a unix socket),
-# reads the vCPUs' state (info cpus, info registers -a, info lapic of each
-# CPU, info pic), stops QEMU and fails within a minute, naming the program,
-# device and test case (the last "#  RUN" line) that was running and what
-# the guest's kernel and vCPUs were doing; the dumps go to stderr and to
-# the console log.
+# reads the vCPUs' state (info cpus, info registers -a; each CPU's local
+# APIC, code at RIP, stack top and RIP 1 s and 2 s later; info pic) and
+# the interrupts and exceptions they take in 1 s (TCG's -d int), stops
+# QEMU and fails within a minute, naming the program, device and test
+# case (the last "#  RUN" line) that was running and what the guest's
+# kernel and vCPUs were doing; the dumps go to stderr and to the console
+# log.
+#
 # Environment: VFIO_CPR_KVER (Debian kernel ABI, see provision.sh),
 # VFIO_CPR_NO_PROVISION=1 (do not call provision.sh; use
 # .deps/vm/current.env as it is), VFIO_CPR_QEMU (QEMU binary),
