@@ -142,6 +142,9 @@ esac
 for id in "${binds[@]}"; do
 	[[ $id =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$ ]] || die "bad --bind id '$id' (want VVVV:DDDD)"
 done
+# A --bind of a default id (1b36:0010 for a second nvme) would list each
+# such device twice in VFIO_CPR_DEVICES, and every test would run twice.
+mapfile -t binds < <(printf '%s\n' "${binds[@]}" | tr 'A-F' 'a-f' | awk '!seen[$0]++')
 
 env_file=$vmdir/current.env
 if [ "${VFIO_CPR_NO_PROVISION:-0}" != 1 ]; then
