@@ -1,56 +1,59 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * KVM instance replacement across an exec handoff, without VFIO.
+ * KVM instance replacement across a handoff, without VFIO.
  *
- * VM #0 gets N vectors (eventfd pairs) routed through irqfds, and delivery
- * is checked in its LAPIC.  Before the exec the irqfds are detached; one
- * vector is left pending in VM #0's IRR, one is masked with its pending bit
- * set, one is raised during the blackout.  The successor (this binary,
- * exec'd) creates VM #1, claims the vectors from the state in one routing
- * commit, and every one of those interrupts must arrive in VM #1 exactly
- * where it belongs; then every vector is raised again, and a real-mode vCPU
- * takes one in its handler.  Three generations in a row.
+ * VM #0 gets N vectors (eventfd pairs) routed through irqfds and spread
+ * over its vCPUs as a guest spreads its device's vectors (irq affinity):
+ * vector i's MSI message names APIC id (3 * i + 1) % VCPUS, so that every
+ * vCPU has some and each role below is on another one than vCPU 0.  The handoff - by
+ * exec of this binary, or over a UNIX socket to a process of its own -
+ * saves them in the state; the successor creates VM #1 with as many
+ * vCPUs, claims the vectors from the state in one routing commit, and each
+ * interrupt must arrive in the LAPIC of the vCPU its message names, as the
+ * LAPIC vector its route names, and in no other vCPU's.
  *
- * The three handoffs take the three ways the library has:
- *   into generation 1, relayed: FD_CLOEXEC cleared ahead
- *	(cpr_exec_prepare()), the irqfds replaced ahead by the library's
- *	relay thread (cpr_vectors_relay()), so that the handoff itself
- *	(cpr_vectors_detach_vm()) only stops the thread and closes the old
- *	VM's fd; one more vector, R, raised under the relay, must reach
- *	VM #0 and then VM #1;
- *   into generation 2, vector by vector (cpr_vectors_detach());
- *   into generation 3, the old VM released at once: its fd closed, which
- *	makes KVM drop all its irqfds in one go, its LAPIC read after.
- * Generations 1 and 3 check their fds after their vectors are attached
- * (CPR_RESUME_DEFER_CHECKS, cpr_resume_finish()), generation 2 before.
+ * Each TEST_F tells one story: it sets one scene in VM #0, hands over once
+ * (three_generations_keep_delivering: three times) and the successor
+ * checks one behaviour, so that `not ok` names what broke.  Every
+ * successor also checks what all must hold: the claim attaches every
+ * inherited eventfd at once (VM #0's irqfds on them are gone) and routes
+ * every vector in ONE KVM_SET_GSI_ROUTING.
  *
- * During each detach one more vector, S, is raised: just before the relay
- * is stopped, as the old VM's fd is closed, or a little into the deassigns
- * (S's irqfd is one of the last).  Until its irqfd's shutdown work ran KVM
- * delivers it into VM #0, as does the relay until it stopped: S reaches
- * VM #1 only if VM #0's LAPIC is read after all of that.
- *
- * The socket_* variants make every handoff by the socket mode instead
- * (cpr_xfer_give()/cpr_xfer_take(), vector by vector): each successor is a
- * process of its own that gets the state and fds over a UNIX socket while
- * its predecessor's VM still delivers, and passes the same checks.
+ * The fixtures, each set up the same way (vm0_setup()), and their
+ * variants:
+ *   kvm_cpr         1, 64 and 2048 vectors, each by exec (irqfds relayed
+ *                   ahead) and by the socket handoff: what must hold at
+ *                   every size;
+ *   kvm_cpr_mode    64 vectors, by exec (relayed) and by socket: what
+ *                   holds whatever the way;
+ *   kvm_cpr_way     64 vectors, by each way an exec handoff can be made -
+ *                   relayed (cpr_vectors_relay(), then
+ *                   cpr_vectors_detach_vm()), vector by vector
+ *                   (cpr_vectors_detach()), the old VM released at once
+ *                   (cpr_vectors_detach_vm()) - and by the socket handoff
+ *                   (vector by vector, both VMs alive);
+ *   kvm_cpr_relay   1, 64 and 2048 vectors relayed, by exec.
  *
  * Every check, in a test body, a helper or a successor, goes through
  * cpr_assert.h, and a failure names the KVM behaviour that broke, the
- * vector (index and LAPIC vector) and the VM, so that whoever changed KVM
- * reads what to look at:
+ * vector (index and LAPIC vector), the vCPU and the VM, so that whoever
+ * changed KVM reads what to look at:
  *   "KVM did not inject the interrupt already pending on vector 2's
  *    eventfd when its irqfd was assigned in VM #1"
  *   "KVM_IRQFD deassign did not detach: ..."
  *   "KVM kept the irqfds of a released VM: ..."
  *   "vector 63 ... did not arrive in VM #0's LAPIC as 0x5f, the vector its
  *    MSI route names ..."
+ *   "vector 5 (LAPIC vector 0x25) arrived in VM #1 on vCPU 2 (APIC id 2),
+ *    not on vCPU 0, the APIC id its MSI message names ..."
  * Whether an irqfd still listens on an eventfd is seen at once, without
  * waiting for an injection: KVM's irqfd takes the eventfd's count in the
  * very write() that signals it, so a vector that must have no irqfd is
  * raised and its count must still be there (poll(), which takes nothing).
  *
- * Beside the handoff chain, tests of their own:
+ * Beside the stories, tests of their own (one vCPU each):
+ *   claim_names_an_inherited_fd_of_another_kind;
+ *   failed_exec_rolls_back_and_keeps_delivering;
  *   one_eventfd_in_two_vms: an eventfd moves to a second VM and back, and
  *	a second VM takes an eventfd that backs an irqfd (both kernel rules:
  *	refused with EBUSY from Linux 6.17, allowed before);
@@ -63,6 +66,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/types.h>
@@ -94,36 +98,64 @@
 #define GUEST_WAIT_MS	5000
 /* How long a vector that must not arrive is watched for (not in a blackout). */
 #define QUIET_MS	5
+/* vCPUs of the VMs the stories hand over between. */
+#define VCPUS		4
+#define XFER_TIMEOUT_MS	20000
 
 /*
- * Roles in each handoff (all on distinct LAPIC vectors): P stays pending in
- * the old VM's IRR, M is masked and pending, B is raised in the blackout,
- * S is raised while the irqfds are being detached, R is raised under the
- * relay.  With fewer than 5 vectors only B is exercised.
+ * Roles in a handoff that carries everything at once (all on distinct
+ * LAPIC vectors): P stays pending in the old VM's IRR, M is masked and
+ * pending, B is raised in the blackout, S is raised while the irqfds are
+ * being detached, R is raised under the relay, Z is masked, raised and
+ * unmasked before the relay round trip, A is moved to another vCPU (a
+ * new message written while masked) before the handoff.  With fewer than
+ * 8 vectors every role is vector 0: a story plays one role at a time,
+ * and the chain only B and A.
  */
 struct roles {
-	int p, m, b, s, r;
+	unsigned int p, m, b, s, r, z, a;
+	bool distinct;
 };
 
 static struct roles roles_of(unsigned int nr)
 {
-	struct roles r = { -1, -1, 0, -1, -1 };
+	struct roles r = { 0 };
 
-	if (nr >= 5) {
+	if (nr >= 8) {
 		r.p = nr - 1;
 		r.m = 1;
 		r.b = 2;
 		r.s = nr - 2;
 		r.r = 3;
+		r.z = 4;
+		r.a = 5;
+		r.distinct = true;
 	}
 	return r;
 }
 
-/* Z: masked, raised and unmasked in VM #0 before the first handoff. */
-static unsigned int z_of(unsigned int nr)
+/*
+ * Where the test wants each vector, known to both sides of a handoff
+ * without reading the state (whose messages are what is checked): over
+ * @vcpus vCPUs, vector i at APIC id (3 * i + 1) % @vcpus, vector @a moved
+ * on by one vCPU each of the @moves times it was reprogrammed.
+ */
+struct dests {
+	unsigned int vcpus;
+	int a;
+	unsigned int moves;
+};
+
+static const struct dests one_vcpu = { .vcpus = 1, .a = -1 };
+
+static unsigned int dest_of(const struct dests *d, unsigned int i)
 {
-	return nr >= 5 ? 4 : 0;
+	unsigned int moves = (int)i == d->a ? d->moves : 0;
+
+	return (3 * i + 1 + moves) % d->vcpus;
 }
+
+enum handoff_mode { MODE_EXEC, MODE_SOCKET };
 
 enum handoff_way { WAY_RELAY, WAY_VECTORS, WAY_RELEASE };
 
@@ -142,19 +174,10 @@ static const char *const way_culprit[] = {
 	[WAY_RELEASE] = RELEASE_KEPT,
 };
 
-/* How the handoff into generation @gen is made. */
+/* How the chain's handoff into generation @gen is made. */
 static enum handoff_way way_into(unsigned long long gen)
 {
 	return gen == 1 ? WAY_RELAY : gen == 2 ? WAY_VECTORS : WAY_RELEASE;
-}
-
-/* What a failure is printed with: the vectors, the mode, the generation. */
-static void context(unsigned int nr, bool socket, unsigned long long gen,
-		    const char *stage)
-{
-	cpr_test_context("%u vector%s, %s handoffs, generation %llu: %s", nr,
-			 nr == 1 ? "" : "s", socket ? "socket" : "exec", gen,
-			 stage);
 }
 
 /*
@@ -210,32 +233,59 @@ static bool count_held(const struct cpr_vectors *vs, unsigned int i)
 	return p.revents & POLLIN;
 }
 
-/* The LAPIC vectors in @vm's vCPU 0 IRR, as text for a failure message. */
-static const char *irr_text(struct cpr_vm *vm)
+/* The LAPIC vectors in one IRR, as text, at most 10. */
+static size_t irr_print(char *buf, size_t size, const __u64 irr[4])
 {
-	static char buf[128];
 	unsigned int v, shown = 0;
 	size_t n = 0;
-	__u64 irr[4];
 
-	if (cpr_vm_lapic_irr(vm, 0, irr))
-		return "(unreadable)";
-	for (v = 0; v < 256 && n < sizeof(buf) - 8; v++) {
+	for (v = 0; v < 256 && n + 8 < size; v++) {
 		if (!((irr[v / 64] >> (v % 64)) & 1))
 			continue;
 		if (shown++ == 10) {
-			n += snprintf(buf + n, sizeof(buf) - n, " ...");
+			n += snprintf(buf + n, size - n, " ...");
 			break;
 		}
-		n += snprintf(buf + n, sizeof(buf) - n, "%s0x%02x",
-			      n ? " " : "", v);
+		n += snprintf(buf + n, size - n, "%s0x%02x", shown > 1 ? " " : "",
+			      v);
 	}
-	return shown ? buf : "nothing";
+	if (!shown)
+		n += snprintf(buf + n, size - n, "nothing");
+	return n;
 }
 
-static int irr_test(struct cpr_vm *vm, unsigned int vec, int *set)
+/*
+ * The LAPIC vectors in @vm's IRRs, as text for a failure message: one
+ * vCPU's as they are, several each named.  Two buffers, used in turn, so
+ * that one message may show two VMs.
+ */
+static const char *irr_text(struct cpr_vm *vm)
 {
-	int ret = cpr_vm_lapic_irr_test(vm, 0, vec);
+	static char bufs[2][512];
+	static unsigned int turn;
+	char *buf = bufs[turn++ % 2];
+	unsigned int c, nr = cpr_vm_nr_vcpus(vm);
+	size_t n = 0;
+	__u64 irr[4];
+
+	buf[0] = '\0';
+	for (c = 0; c < nr && n + 64 < sizeof(bufs[0]); c++) {
+		if (nr > 1)
+			n += snprintf(buf + n, sizeof(bufs[0]) - n, "%svCPU %u: ",
+				      c ? "; " : "", c);
+		if (cpr_vm_lapic_irr(vm, c, irr))
+			n += snprintf(buf + n, sizeof(bufs[0]) - n,
+				      "(unreadable)");
+		else
+			n += irr_print(buf + n, sizeof(bufs[0]) - n, irr);
+	}
+	return buf;
+}
+
+static int irr_test(struct cpr_vm *vm, unsigned int vcpu, unsigned int vec,
+		    int *set)
+{
+	int ret = cpr_vm_lapic_irr_test(vm, vcpu, vec);
 
 	if (ret < 0)
 		return ret;
@@ -243,20 +293,40 @@ static int irr_test(struct cpr_vm *vm, unsigned int vec, int *set)
 	return 0;
 }
 
-/* Whether LAPIC vector @vec is in VM #@no's IRR now. */
-static bool irr_has(struct cpr_vm *vm, unsigned long long no, unsigned int vec)
+/* Whether LAPIC vector @vec is in the IRR of VM #@no's vCPU @vcpu now. */
+static bool irr_on(struct cpr_vm *vm, unsigned long long no,
+		   unsigned int vcpu, unsigned int vec)
 {
 	int set;
 
-	CPR_ASSERT_OK(irr_test(vm, vec, &set),
-		      "reading VM #%llu's LAPIC IRR for 0x%x", no, vec);
+	CPR_ASSERT_OK(irr_test(vm, vcpu, vec, &set),
+		      "reading the LAPIC IRR of VM #%llu's vCPU %u for 0x%x", no,
+		      vcpu, vec);
 	return set;
 }
 
+/* The first vCPU of VM #@no whose IRR holds @vec, or -1. */
+static int irr_where(struct cpr_vm *vm, unsigned long long no,
+		     unsigned int vec)
+{
+	unsigned int c;
+
+	for (c = 0; c < cpr_vm_nr_vcpus(vm); c++)
+		if (irr_on(vm, no, c, vec))
+			return c;
+	return -1;
+}
+
+/* Whether LAPIC vector @vec is in any IRR of VM #@no now. */
+static bool irr_has(struct cpr_vm *vm, unsigned long long no, unsigned int vec)
+{
+	return irr_where(vm, no, vec) >= 0;
+}
+
 /*
- * Whether LAPIC vector @vec shows in VM #@no's IRR within @ms (an eventfd
- * signalled before its irqfd was attached is injected by a kernel worker,
- * a little after the attach).
+ * Whether LAPIC vector @vec shows in any IRR of VM #@no within @ms (an
+ * eventfd signalled before its irqfd was attached is injected by a kernel
+ * worker, a little after the attach).
  */
 static bool irr_wait(struct cpr_vm *vm, unsigned long long no,
 		     unsigned int vec, int ms)
@@ -271,64 +341,128 @@ static bool irr_wait(struct cpr_vm *vm, unsigned long long no,
 	return false;
 }
 
-/* An empty LAPIC before a raise: a clear from outside, on purpose. */
+/*
+ * Whether vector @i of @vs shows within @ms (0: now) in the IRR of VM
+ * #@no's vCPU that @d wants it on, the APIC id its message was given,
+ * as the LAPIC vector its message names.  Found there, it must be in no
+ * other vCPU's IRR; found only on another vCPU, its destination was lost:
+ * both fail here, naming the vector, the vCPUs and the VM.  Found nowhere:
+ * false, for the caller to say what that means.
+ */
+static bool irr_wait_dest(struct cpr_vm *vm, unsigned long long no,
+			  const struct cpr_vectors *vs, unsigned int i,
+			  const struct dests *d, int ms)
+{
+	unsigned int vec = lapic_vec(vs, i), dest = dest_of(d, i), c;
+	__u64 end = cpr_now_ns() + (__u64)ms * 1000000;
+	bool there;
+	int other;
+
+	for (;;) {
+		there = irr_on(vm, no, dest, vec);
+		if (there || cpr_now_ns() >= end)
+			break;
+		usleep(20);
+	}
+	if (!there) {
+		other = irr_where(vm, no, vec);
+		CPR_ASSERT_LT(other, 0,
+			      "vector %u (LAPIC vector 0x%x) arrived in VM #%llu on vCPU %d (APIC id %d), not on vCPU %u, the APIC id its MSI message names (address 0x%08x as claimed): its destination was lost; the IRRs hold %s",
+			      i, vec, no, other, other, dest,
+			      vs->v[i].msg.addr_lo, irr_text(vm));
+		return false;
+	}
+	for (c = 0; c < cpr_vm_nr_vcpus(vm); c++)
+		CPR_ASSERT_FALSE(c != dest && irr_on(vm, no, c, vec),
+				 "vector %u (LAPIC vector 0x%x) arrived in VM #%llu on vCPU %u, the APIC id its MSI message names, and also on vCPU %u (APIC id %u); the IRRs hold %s",
+				 i, vec, no, dest, c, c, irr_text(vm));
+	return true;
+}
+
+/* Every LAPIC of VM #@no emptied before a raise: from outside, on purpose. */
 static void lapic_clear(struct cpr_vm *vm, unsigned long long no)
 {
-	CPR_ASSERT_OK(cpr_vm_lapic_clear(vm, 0),
-		      "clearing VM #%llu's LAPIC from outside", no);
+	unsigned int c;
+
+	for (c = 0; c < cpr_vm_nr_vcpus(vm); c++)
+		CPR_ASSERT_OK(cpr_vm_lapic_clear(vm, c),
+			      "clearing the LAPIC of VM #%llu's vCPU %u from outside",
+			      no, c);
 }
 
 /*
  * Raise every vector and see each arrive in VM #@no's LAPIC, one at a
  * time: through its irqfd, as the LAPIC vector its MSI route names, or,
- * @relayed, read from its eventfd and injected by the relay thread.
+ * @relayed, read from its eventfd and injected by the relay thread; on
+ * the vCPU @d wants it on, and on no other.
  */
-static void check_every_vector(struct cpr_vectors *vs, struct cpr_vm *vm,
-			       unsigned long long no, bool relayed)
+static void check_every_vector_at(struct cpr_vectors *vs, struct cpr_vm *vm,
+				  unsigned long long no, bool relayed,
+				  const struct dests *d)
 {
 	unsigned int i;
 
+	lapic_clear(vm, no);
 	for (i = 0; i < vs->nr; i++) {
-		lapic_clear(vm, no);
 		raise_vector(vs, i);
 		if (relayed)
-			CPR_ASSERT_TRUE(irr_wait(vm, no, lapic_vec(vs, i),
-						 IRR_WAIT_MS),
-					"vector %u, relayed (its eventfd read and injected with KVM_SIGNAL_MSI by the library's thread), did not arrive in VM #%llu's LAPIC as 0x%x; the IRR holds %s",
-					i, no, lapic_vec(vs, i), irr_text(vm));
+			CPR_ASSERT_TRUE(irr_wait_dest(vm, no, vs, i, d,
+						      IRR_WAIT_MS),
+					"vector %u, relayed (its eventfd read and injected with KVM_SIGNAL_MSI by the library's thread), did not arrive in VM #%llu's LAPIC as 0x%x on vCPU %u; the IRR holds %s",
+					i, no, lapic_vec(vs, i), dest_of(d, i),
+					irr_text(vm));
 		else
-			CPR_ASSERT_TRUE(irr_wait(vm, no, lapic_vec(vs, i),
-						 IRR_WAIT_MS),
-					"vector %u, raised through its irqfd (GSI %d), did not arrive in VM #%llu's LAPIC as 0x%x, the vector its MSI route names (data 0x%x); the IRR holds %s",
+			CPR_ASSERT_TRUE(irr_wait_dest(vm, no, vs, i, d,
+						      IRR_WAIT_MS),
+					"vector %u, raised through its irqfd (GSI %d), did not arrive in VM #%llu's LAPIC as 0x%x, the vector its MSI route names (data 0x%x), on vCPU %u, the APIC id its message names; the IRR holds %s",
 					i, vs->v[i].virq, no, lapic_vec(vs, i),
-					vs->v[i].msg.data, irr_text(vm));
+					vs->v[i].msg.data, dest_of(d, i),
+					irr_text(vm));
+		/* Only there: every other LAPIC is still empty. */
+		CPR_ASSERT_OK(cpr_vm_lapic_clear(vm, dest_of(d, i)),
+			      "clearing the LAPIC of VM #%llu's vCPU %u from outside",
+			      no, dest_of(d, i));
 	}
-	lapic_clear(vm, no);
 }
 
-/* A real-mode vCPU of VM #@no takes vector @i's interrupt in its handler. */
-static void check_guest_takes(struct cpr_vectors *vs, struct cpr_vm *vm,
-			      unsigned long long no, unsigned int i)
+static void check_every_vector(struct cpr_vectors *vs, struct cpr_vm *vm,
+			       unsigned long long no, bool relayed)
 {
-	unsigned int got = 0;
+	check_every_vector_at(vs, vm, no, relayed, &one_vcpu);
+}
+
+/*
+ * A real-mode vCPU of VM #@no - the one vector @i's message names - takes
+ * its interrupt in its handler.
+ */
+static void check_guest_takes(struct cpr_vectors *vs, struct cpr_vm *vm,
+			      unsigned long long no, unsigned int i,
+			      const struct dests *d)
+{
+	unsigned int got = 0, c = dest_of(d, i);
 
 	lapic_clear(vm, no);
 	raise_vector(vs, i);
-	CPR_ASSERT_OK(cpr_vm_guest_wait(vm, 0, GUEST_WAIT_MS, &got),
-		      "the real-mode vCPU of VM #%llu did not take vector %u (LAPIC vector 0x%x) in its handler",
-		      no, i, lapic_vec(vs, i));
+	CPR_ASSERT_TRUE(irr_wait_dest(vm, no, vs, i, d, IRR_WAIT_MS),
+			"vector %u, raised through its irqfd (GSI %d), did not arrive in VM #%llu's LAPIC as 0x%x, the vector its MSI route names (data 0x%x), on vCPU %u, the APIC id its message names; the IRR holds %s",
+			i, vs->v[i].virq, no, lapic_vec(vs, i),
+			vs->v[i].msg.data, c, irr_text(vm));
+	CPR_ASSERT_OK(cpr_vm_guest_wait(vm, c, GUEST_WAIT_MS, &got),
+		      "the real-mode vCPU %u (APIC id %u) of VM #%llu did not take vector %u (LAPIC vector 0x%x) in its handler",
+		      c, c, no, i, lapic_vec(vs, i));
 	CPR_ASSERT_EQ(got, lapic_vec(vs, i),
-		      "the real-mode vCPU of VM #%llu took LAPIC vector 0x%x, not 0x%x of vector %u",
-		      no, got, lapic_vec(vs, i), i);
+		      "the real-mode vCPU %u of VM #%llu took LAPIC vector 0x%x, not 0x%x of vector %u",
+		      c, no, got, lapic_vec(vs, i), i);
 }
 
 /*
  * Vector @i masked (its irqfd deassigned), raised, unmasked (its irqfd
  * assigned again): while masked nothing may take its eventfd's count nor
- * reach the LAPIC; on unmask KVM must inject what the eventfd holds.
+ * reach a LAPIC; on unmask KVM must inject what the eventfd holds.
  */
 static void check_mask_and_unmask(struct cpr_vectors *vs, struct cpr_vm *vm,
-				  unsigned long long no, unsigned int i)
+				  unsigned long long no, unsigned int i,
+				  const struct dests *d)
 {
 	unsigned int vec = lapic_vec(vs, i);
 
@@ -346,9 +480,9 @@ static void check_mask_and_unmask(struct cpr_vectors *vs, struct cpr_vm *vm,
 	CPR_ASSERT_OK(cpr_vectors_unmask(vs, i),
 		      "unmasking vector %u: KVM_IRQFD assign in VM #%llu", i,
 		      no);
-	CPR_ASSERT_TRUE(irr_wait(vm, no, vec, IRR_WAIT_MS),
-			"KVM did not inject the interrupt already pending on vector %u's eventfd when its irqfd was assigned in VM #%llu (raised while masked; LAPIC vector 0x%x; the IRR holds %s)",
-			i, no, vec, irr_text(vm));
+	CPR_ASSERT_TRUE(irr_wait_dest(vm, no, vs, i, d, IRR_WAIT_MS),
+			"KVM did not inject the interrupt already pending on vector %u's eventfd when its irqfd was assigned in VM #%llu (raised while masked; LAPIC vector 0x%x on vCPU %u; the IRR holds %s)",
+			i, no, vec, dest_of(d, i), irr_text(vm));
 	lapic_clear(vm, no);
 }
 
@@ -439,15 +573,21 @@ static int detach_with_raiser(struct cpr_vectors *vs, struct cpr_vm *vm,
 static bool roleless(const struct cpr_vectors *vs, unsigned int i)
 {
 	struct roles r = roles_of(vs->nr);
-	int roles[] = { r.p, r.m, r.b, r.s, r.r };
+	unsigned int roles[] = { r.p, r.m, r.b, r.s, r.r, r.z, r.a };
 	unsigned int k;
 
 	for (k = 0; k < ARRAY_SIZE(roles); k++)
-		if (roles[k] >= 0 &&
-		    lapic_vec(vs, i) == lapic_vec(vs, roles[k]))
+		if (lapic_vec(vs, i) == lapic_vec(vs, roles[k]))
 			return false;
 	return true;
 }
+
+/* What a handoff's detach does besides detaching. */
+struct detach_plan {
+	enum handoff_way way;
+	bool r;		/* relayed: R raised under the relay */
+	bool s;		/* S raised while the detach runs */
+};
 
 /*
  * Under the relay: R raised, to VM #@gen; then a burst of every vector
@@ -455,7 +595,8 @@ static bool roleless(const struct cpr_vectors *vs, unsigned int i)
  * working through them when the handoff starts.
  */
 static void detach_relayed(struct cpr_vectors *vs, struct cpr_vm *vm,
-			   unsigned long long gen)
+			   unsigned long long gen, const struct detach_plan *dp,
+			   const struct dests *d)
 {
 	struct roles r = roles_of(vs->nr);
 	unsigned int i;
@@ -463,18 +604,19 @@ static void detach_relayed(struct cpr_vectors *vs, struct cpr_vm *vm,
 	CPR_ASSERT_OK(cpr_vectors_relay(vm, &vs, 1),
 		      "handing VM #%llu's irqfds to the relay thread ahead of the handoff",
 		      gen);
-	if (r.r >= 0) {
+	if (dp->r) {
 		CPR_ASSERT_EQ(cpr_vectors_mask(vs, r.r), -EBUSY,
-			      "masking vector %d while it is relayed must be refused",
+			      "masking vector %u while it is relayed must be refused",
 			      r.r);
 		raise_vector(vs, r.r);
-		CPR_ASSERT_TRUE(irr_wait(vm, gen, lapic_vec(vs, r.r),
-					 IRR_WAIT_MS),
-				"vector %d (R), raised under the relay, did not arrive in VM #%llu's LAPIC as 0x%x: the relay thread did not inject it; the IRR holds %s",
-				r.r, gen, lapic_vec(vs, r.r), irr_text(vm));
+		CPR_ASSERT_TRUE(irr_wait_dest(vm, gen, vs, r.r, d,
+					      IRR_WAIT_MS),
+				"vector %u (R), raised under the relay, did not arrive in VM #%llu's LAPIC as 0x%x on vCPU %u: the relay thread did not inject it; the IRR holds %s",
+				r.r, gen, lapic_vec(vs, r.r), dest_of(d, r.r),
+				irr_text(vm));
 	}
-	if (r.s >= 0) {
-		for (i = 0; i < vs->nr; i++)
+	if (dp->s) {
+		for (i = 0; i < vs->nr && r.distinct; i++)
 			if (roleless(vs, i))
 				raise_vector(vs, i);
 		raise_vector(vs, r.s);
@@ -484,104 +626,126 @@ static void detach_relayed(struct cpr_vectors *vs, struct cpr_vm *vm,
 }
 
 /* Detach from VM #@gen the way asked for, S raised while that runs. */
-static void detach_raising_s(struct cpr_vectors *vs, struct cpr_vm *vm,
-			     unsigned long long gen, enum handoff_way way)
+static void detach_for_handoff(struct cpr_vectors *vs, struct cpr_vm *vm,
+			       unsigned long long gen,
+			       const struct detach_plan *dp,
+			       const struct dests *d)
 {
 	struct roles r = roles_of(vs->nr);
-	struct raiser rs = { .vm_fd = cpr_vm_fd(vm), .release = way == WAY_RELEASE };
+	struct raiser rs = {
+		.vm_fd = cpr_vm_fd(vm),
+		.release = dp->way == WAY_RELEASE,
+	};
 
-	if (way != WAY_VECTORS)
+	if (dp->way != WAY_VECTORS)
 		CPR_ASSERT_OK(cpr_exec_prepare(vs->st),
 			      "clearing FD_CLOEXEC ahead of the handoff");
-	if (way == WAY_RELAY) {
-		detach_relayed(vs, vm, gen);
+	if (dp->way == WAY_RELAY) {
+		detach_relayed(vs, vm, gen, dp, d);
 		return;
 	}
-	if (r.s < 0) {
-		CPR_ASSERT_OK(detach_one_way(vs, vm, way),
+	if (!dp->s) {
+		CPR_ASSERT_OK(detach_one_way(vs, vm, dp->way),
 			      "detaching the vectors from VM #%llu (%s)", gen,
-			      way_names[way]);
+			      way_names[dp->way]);
 		return;
 	}
 	rs.kvm_fd = vs->v[r.s].kvm_fd;
 	CPR_ASSERT_EQ(pthread_create(&rs.thread, NULL, raiser_run, &rs), 0,
-		      "starting the thread that raises vector %d (S)", r.s);
-	CPR_ASSERT_OK(detach_with_raiser(vs, vm, way, &rs),
-		      "detaching the vectors from VM #%llu (%s) while a thread raises vector %d (S)",
-		      gen, way_names[way], r.s);
+		      "starting the thread that raises vector %u (S)", r.s);
+	CPR_ASSERT_OK(detach_with_raiser(vs, vm, dp->way, &rs),
+		      "detaching the vectors from VM #%llu (%s) while a thread raises vector %u (S)",
+		      gen, way_names[dp->way], r.s);
 	CPR_ASSERT_EQ(rs.err, 0,
-		      "raising vector %d (S) from its thread: write() on eventfd %d failed: %s",
+		      "raising vector %u (S) from its thread: write() on eventfd %d failed: %s",
 		      r.s, rs.kvm_fd, strerror(rs.err));
 	note("# vector S raised %s\n", !rs.in_window ?
-	     "after the detach (no window)" : way == WAY_RELEASE ?
+	     "after the detach (no window)" : dp->way == WAY_RELEASE ?
 	     "as the old VM's fd closed" : "while the irqfds were detached");
 }
 
-/*
- * Leave the vectors as a handoff finds them in a running VMM, detach them
- * from VM #@gen the way asked for and raise B in the blackout.
- */
-static void prepare_handoff(struct cpr_vectors *vs, struct cpr_vm *vm,
-			    unsigned long long gen, enum handoff_way way)
+/* P raised and left pending, not taken, in VM #@gen's LAPIC. */
+static void leave_pending(struct cpr_vectors *vs, struct cpr_vm *vm,
+			  unsigned long long gen, unsigned int p,
+			  const struct dests *d)
 {
-	struct roles r = roles_of(vs->nr);
-	__u64 one = 1;
+	lapic_clear(vm, gen);
+	raise_vector(vs, p);
+	CPR_ASSERT_TRUE(irr_wait_dest(vm, gen, vs, p, d, IRR_WAIT_MS),
+			"vector %u (P), raised through its irqfd (GSI %d), did not arrive in VM #%llu's LAPIC as 0x%x, the vector its MSI route names (data 0x%x), on vCPU %u, the APIC id its message names; the IRR holds %s",
+			p, vs->v[p].virq, gen, lapic_vec(vs, p),
+			vs->v[p].msg.data, dest_of(d, p), irr_text(vm));
+}
+
+/* M masked, raised, and its signal collected into its pending bit. */
+static void mask_pending(struct cpr_vectors *vs, struct cpr_vm *vm,
+			 unsigned long long gen, unsigned int m)
+{
 	int seen;
 
-	lapic_clear(vm, gen);
-	if (r.p >= 0) {
-		raise_vector(vs, r.p);
-		CPR_ASSERT_TRUE(irr_wait(vm, gen, lapic_vec(vs, r.p),
-					 IRR_WAIT_MS),
-				"vector %d (P), raised through its irqfd (GSI %d), did not arrive in VM #%llu's LAPIC as 0x%x, the vector its MSI route names (data 0x%x); the IRR holds %s",
-				r.p, vs->v[r.p].virq, gen, lapic_vec(vs, r.p),
-				vs->v[r.p].msg.data, irr_text(vm));
-	}
-	if (r.m >= 0) {
-		CPR_ASSERT_OK(cpr_vectors_mask(vs, r.m),
-			      "masking vector %d (M): KVM_IRQFD deassign in VM #%llu",
-			      r.m, gen);
-		raise_vector(vs, r.m);
-		CPR_ASSERT_TRUE(count_held(vs, r.m),
-				"KVM_IRQFD deassign did not detach: vector %d (M), masked (its irqfd deassigned from VM #%llu), was raised and its eventfd's count was taken at once, as only an irqfd takes it; VM #%llu's IRR holds %s",
-				r.m, gen, gen, irr_text(vm));
-		CPR_ASSERT_FALSE(irr_wait(vm, gen, lapic_vec(vs, r.m),
-					  QUIET_MS),
-				 "KVM_IRQFD deassign did not detach: vector %d (M), masked (its irqfd deassigned from VM #%llu), was raised and arrived in its LAPIC as 0x%x",
-				 r.m, gen, lapic_vec(vs, r.m));
-		CPR_ASSERT_OK(poll_vectors(vs, &seen),
-			      "collecting masked vector %d (M)'s signal into its pending bit",
-			      r.m);
-		CPR_ASSERT_TRUE(seen >= 1 && vs->v[r.m].pending,
-				"masked vector %d (M) was raised but cpr_vectors_poll() saw %d signals and left its pending bit clear",
-				r.m, seen);
-	}
-	/* The userspace handler's eventfd carries a signal across too. */
+	CPR_ASSERT_OK(cpr_vectors_mask(vs, m),
+		      "masking vector %u (M): KVM_IRQFD deassign in VM #%llu",
+		      m, gen);
+	raise_vector(vs, m);
+	CPR_ASSERT_TRUE(count_held(vs, m),
+			"KVM_IRQFD deassign did not detach: vector %u (M), masked (its irqfd deassigned from VM #%llu), was raised and its eventfd's count was taken at once, as only an irqfd takes it; VM #%llu's IRR holds %s",
+			m, gen, gen, irr_text(vm));
+	CPR_ASSERT_FALSE(irr_wait(vm, gen, lapic_vec(vs, m), QUIET_MS),
+			 "KVM_IRQFD deassign did not detach: vector %u (M), masked (its irqfd deassigned from VM #%llu), was raised and arrived in its LAPIC as 0x%x",
+			 m, gen, lapic_vec(vs, m));
+	CPR_ASSERT_OK(poll_vectors(vs, &seen),
+		      "collecting masked vector %u (M)'s signal into its pending bit",
+		      m);
+	CPR_ASSERT_TRUE(seen >= 1 && vs->v[m].pending,
+			"masked vector %u (M) was raised but cpr_vectors_poll() saw %d signals and left its pending bit clear",
+			m, seen);
+}
+
+/* The userspace handler's eventfd carries a signal across too. */
+static void signal_handler_fd(struct cpr_vectors *vs)
+{
+	__u64 one = 1;
+
 	CPR_ASSERT_SYS(write(vs->v[0].interrupt_fd, &one, sizeof(one)),
 		       "signalling vector 0's interrupt eventfd %d",
 		       vs->v[0].interrupt_fd);
-	detach_raising_s(vs, vm, gen, way);
-
-	/* B in the blackout: no irqfd may listen, not even a dying one. */
-	raise_vector(vs, r.b);
-	CPR_ASSERT_TRUE(count_held(vs, r.b),
-			"%s: vector %d (B), raised in the blackout after the detach from VM #%llu (%s), had its eventfd's count taken at once, as only an irqfd takes it; VM #%llu's IRR holds %s",
-			way_culprit[way], r.b, gen, way_names[way], gen,
-			irr_text(vm));
-	CPR_ASSERT_FALSE(irr_has(vm, gen, lapic_vec(vs, r.b)),
-			 "%s: vector %d (B), raised in the blackout after the detach from VM #%llu (%s), arrived in its LAPIC as 0x%x",
-			 way_culprit[way], r.b, gen, way_names[way],
-			 lapic_vec(vs, r.b));
 }
 
-/* The successor's argument: "<vectors>,<enum handoff_way>". */
-static int exec_next(struct cpr_state *st, unsigned int nr,
-		     enum handoff_way way)
+/* B in the blackout: no irqfd may listen, not even a dying one. */
+static void blackout_raise(struct cpr_vectors *vs, struct cpr_vm *vm,
+			   unsigned long long gen, enum handoff_way way,
+			   unsigned int b)
 {
-	char arg[32];
+	raise_vector(vs, b);
+	CPR_ASSERT_TRUE(count_held(vs, b),
+			"%s: vector %u (B), raised in the blackout after the detach from VM #%llu (%s), had its eventfd's count taken at once, as only an irqfd takes it; VM #%llu's IRR holds %s",
+			way_culprit[way], b, gen, way_names[way], gen,
+			irr_text(vm));
+	CPR_ASSERT_FALSE(irr_has(vm, gen, lapic_vec(vs, b)),
+			 "%s: vector %u (B), raised in the blackout after the detach from VM #%llu (%s), arrived in its LAPIC as 0x%x",
+			 way_culprit[way], b, gen, way_names[way],
+			 lapic_vec(vs, b));
+}
 
-	snprintf(arg, sizeof(arg), "%u,%d", nr, way);
-	return cpr_test_exec_self(st, "kvm", arg);
+/*
+ * Leave the vectors as a handoff finds them in a running VMM, every role
+ * at once, detach them from VM #@gen the way asked for and raise B in the
+ * blackout.
+ */
+static void prepare_handoff(struct cpr_vectors *vs, struct cpr_vm *vm,
+			    unsigned long long gen,
+			    const struct detach_plan *dp,
+			    const struct dests *d)
+{
+	struct roles r = roles_of(vs->nr);
+
+	if (r.distinct) {
+		leave_pending(vs, vm, gen, r.p, d);
+		mask_pending(vs, vm, gen, r.m);
+	}
+	signal_handler_fd(vs);
+	detach_for_handoff(vs, vm, gen, dp, d);
+	blackout_raise(vs, vm, gen, dp->way, r.b);
 }
 
 /* 0 once a handed-off state was taken over, -errno otherwise. */
@@ -618,144 +782,161 @@ static void take_over(struct cpr_resume_info *info, bool deferred)
  */
 static int fds_open(const char *what)
 {
-	char path[64], target[64];
-	int fd, n = 0;
+	char path[300], target[64];
+	struct dirent *e;
+	int n = 0;
 	ssize_t len;
+	DIR *dir;
 
-	for (fd = 3; fd < 1 << 16; fd++) {
-		if (fcntl(fd, F_GETFD) < 0)
+	dir = opendir("/proc/self/fd");
+	CPR_ASSERT_TRUE(dir, "opening /proc/self/fd: %s", strerror(errno));
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(dir))
 			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
 		len = readlink(path, target, sizeof(target) - 1);
 		if (len < 0)
 			continue;
 		target[len] = '\0';
 		n += !strncmp(target, what, strlen(what));
 	}
+	closedir(dir);
 	return n;
 }
 
-static void finish_deferred(struct cpr_resume_info *info)
+/*
+ * What a successor holds once its checks are done: the inherited fds
+ * close-on-exec again, no epoll set of the old relay, and the vCPU fds of
+ * the new VM only.
+ */
+static void check_fds_after(struct cpr_state *st, struct cpr_vm *vm)
 {
-	int fd = cpr_state_fd_at(info->st, 0)->fd, flags;
+	int fd = cpr_state_fd_at(st, 0)->fd, flags;
 
-	CPR_ASSERT_OK(cpr_resume_finish(info),
-		      "the deferred checks of the inherited fds");
-	CPR_ASSERT_FALSE(info->checks_pending,
-			 "cpr_resume_finish() left checks pending");
-	CPR_ASSERT_EQ(info->leaked_fds, 0,
-		      "fd audit after exec: fds leaked into the successor");
 	CPR_ASSERT_SYS(flags = fcntl(fd, F_GETFD),
 		       "reading the flags of inherited fd %d", fd);
 	CPR_ASSERT_TRUE(flags & FD_CLOEXEC,
 			"FD_CLOEXEC not put back on inherited fd %d", fd);
 	CPR_ASSERT_EQ(fds_open("anon_inode:[eventpoll]"), 0,
 		      "the predecessor's relay epoll set is still open after the checks");
-	CPR_ASSERT_EQ(fds_open("anon_inode:kvm-vcpu"), 1,
-		      "vCPU fds open after the checks: the old VM's is not closed, or the new VM has none");
+	CPR_ASSERT_EQ(fds_open("anon_inode:kvm-vcpu"), cpr_vm_nr_vcpus(vm),
+		      "vCPU fds open after the checks: the old VM's are not closed, or the new VM lacks some");
 }
 
-/*
- * Everything a successor checks once it has the state and a new VM: claim
- * the vectors into @vm (one routing commit) and see every interrupt of the
- * handoff arrive where it belongs.
- */
-static struct cpr_vectors *generation_checks(struct cpr_resume_info *info,
-					     struct cpr_vm *vm, unsigned int nr,
-					     enum handoff_way way, bool fast)
+static void finish_deferred(struct cpr_resume_info *info, struct cpr_vm *vm)
 {
-	unsigned long long gen = info->generation, old = gen - 1;
-	struct cpr_vectors *vs = NULL;
-	struct roles r = roles_of(nr);
-	__u64 seen_ns, handled = 0;
-	int seen;
-
-	CPR_ASSERT_OK(cpr_vectors_claim(info->st, DEV, vm, &vs),
-		      "claiming %u vectors into VM #%llu: KVM_IRQFD on the eventfds inherited across the handoff must succeed at once (VM #%llu's irqfds on them are gone)",
-		      nr, gen, old);
-	CPR_ASSERT_EQ(vs->nr, nr, "vectors saved in the state");
-	CPR_ASSERT_EQ(cpr_vm_routing_commits(vm), 1,
-		      "%u vectors must be routed into VM #%llu with ONE KVM_SET_GSI_ROUTING",
-		      nr, gen);
-	CPR_ASSERT_EQ(cpr_vm_nr_routes(vm), nr, "MSI routes staged in VM #%llu",
-		      gen);
-
-	/* The blackout ends when B, raised while no VM listened, arrives. */
-	CPR_ASSERT_TRUE(irr_wait(vm, gen, lapic_vec(vs, r.b), IRR_WAIT_MS),
-			"KVM did not inject the interrupt already pending on vector %d's eventfd when its irqfd was assigned in VM #%llu (B, raised in the blackout; LAPIC vector 0x%x; the IRR holds %s)",
-			r.b, gen, lapic_vec(vs, r.b), irr_text(vm));
-	seen_ns = cpr_now_ns();
-	/* From the irqfd detach to the first interrupt seen in the new VM. */
-	note("# generation %llu, %u vectors: blackout %.3f ms (%s)\n", gen, nr,
-	     (seen_ns - info->handoff_start_ns) / 1e6, way_names[way]);
-	note("# generation %llu: KVM_IRQFD on %u inherited eventfds succeeded at once\n",
-	     gen, nr);
-	if (fast)
-		finish_deferred(info);
-
-	if (r.p >= 0)
-		CPR_ASSERT_TRUE(irr_has(vm, gen, lapic_vec(vs, r.p)),
-				"vector %d (P) was pending in VM #%llu's LAPIC at the handoff and did not arrive in VM #%llu as 0x%x (noted by the detach, re-injected with KVM_SIGNAL_MSI); the IRR holds %s",
-				r.p, old, gen, lapic_vec(vs, r.p), irr_text(vm));
-	if (way == WAY_RELAY && r.r >= 0)
-		CPR_ASSERT_TRUE(irr_has(vm, gen, lapic_vec(vs, r.r)),
-				"vector %d (R), relayed into VM #%llu's LAPIC before the handoff, did not arrive in VM #%llu as 0x%x; the IRR holds %s",
-				r.r, old, gen, lapic_vec(vs, r.r), irr_text(vm));
-	if (r.s >= 0)
-		CPR_ASSERT_TRUE(irr_wait(vm, gen, lapic_vec(vs, r.s),
-					 IRR_WAIT_MS),
-				"vector %d (S), raised while VM #%llu's irqfds were being detached, did not arrive in VM #%llu as 0x%x: if it stayed in its eventfd, KVM did not inject the interrupt already pending on vector %d's eventfd when its irqfd was assigned in VM #%llu; if it reached VM #%llu, its LAPIC was read before its irqfds (or the relay) were all shut down; the IRR holds %s",
-				r.s, old, gen, lapic_vec(vs, r.s), r.s, gen,
-				old, irr_text(vm));
-
-	/* Delivered once: nothing comes back after the LAPIC is cleared. */
-	lapic_clear(vm, gen);
-	usleep(1000);
-	CPR_ASSERT_FALSE(irr_has(vm, gen, lapic_vec(vs, r.b)),
-			 "vector %d (B), raised once in the blackout, was delivered into VM #%llu twice",
-			 r.b, gen);
-	if (way == WAY_RELAY && r.r >= 0)
-		CPR_ASSERT_FALSE(irr_has(vm, gen, lapic_vec(vs, r.r)),
-				 "vector %d (R), raised once under the relay, was delivered into VM #%llu again",
-				 r.r, gen);
-	if (r.s >= 0)
-		CPR_ASSERT_FALSE(irr_has(vm, gen, lapic_vec(vs, r.s)),
-				 "vector %d (S), raised once at the handoff, was delivered into VM #%llu twice",
-				 r.s, gen);
-	if (r.m >= 0) {
-		CPR_ASSERT_TRUE(vs->v[r.m].masked && vs->v[r.m].pending,
-				"vector %d (M) lost its masked+pending state in the handoff",
-				r.m);
-		CPR_ASSERT_FALSE(irr_has(vm, gen, lapic_vec(vs, r.m)),
-				 "vector %d (M), masked, was delivered into VM #%llu as 0x%x while still masked",
-				 r.m, gen, lapic_vec(vs, r.m));
-		lapic_clear(vm, gen);
-		CPR_ASSERT_OK(cpr_vectors_unmask(vs, r.m),
-			      "unmasking vector %d (M) in VM #%llu", r.m, gen);
-		CPR_ASSERT_TRUE(irr_wait(vm, gen, lapic_vec(vs, r.m),
-					 IRR_WAIT_MS),
-				"vector %d (M), masked and pending at the handoff, did not arrive in VM #%llu as 0x%x on unmask (KVM_SIGNAL_MSI of its pending bit); the IRR holds %s",
-				r.m, gen, lapic_vec(vs, r.m), irr_text(vm));
-	}
-
-	/* The handler is attached to the inherited "interrupt" eventfds. */
-	vs->handler = count_handled;
-	vs->handler_arg = &handled;
-	CPR_ASSERT_OK(poll_vectors(vs, &seen),
-		      "polling the inherited interrupt eventfds");
-	CPR_ASSERT_EQ(handled, 1,
-		      "signals on vector 0's interrupt eventfd, signalled once before the handoff");
-
-	check_every_vector(vs, vm, gen, false);
-	check_guest_takes(vs, vm, gen, gen % nr);
-	return vs;
+	CPR_ASSERT_OK(cpr_resume_finish(info),
+		      "the deferred checks of the inherited fds");
+	CPR_ASSERT_FALSE(info->checks_pending,
+			 "cpr_resume_finish() left checks pending");
+	CPR_ASSERT_EQ(info->leaked_fds, 0,
+		      "fd audit after exec: fds leaked into the successor");
+	check_fds_after(info->st, vm);
 }
 
-/* Socket handoff, the predecessor's side: its vectors and VM. */
-struct kvm_pred {
+/* ---- The handoff a story makes ---- */
+
+struct story;
+
+/* Everything one generation holds. */
+struct gen {
+	const struct story *story;
+	unsigned int nr;
+	enum handoff_mode mode;
+	enum handoff_way way;		/* the variant's, for exec handoffs */
+	enum handoff_way came;		/* how this generation was handed */
+	unsigned int generations;	/* handoffs the story makes */
+	unsigned long long generation;	/* VM #n; 0: the harness's child */
+	struct dests d;			/* where each vector must arrive */
+	struct cpr_state *st;
 	struct cpr_vectors *vs;
 	struct cpr_vm *vm;
-	unsigned long long gen;
+	struct cpr_resume_info info;	/* an exec successor's resume */
+	bool deferred;			/* fd checks after the attach */
+};
+
+/*
+ * A behaviour, told as a story: a scene set in VM #n before its detach
+ * (@arrange), something done in the blackout (@blackout), checks in VM
+ * #n+1 once the vectors are claimed (@after_attach).
+ */
+struct story {
+	const char *name;
+	unsigned int generations;	/* 0: one handoff */
+	bool chain;			/* every role at once, each way in turn */
+	bool moves_a;			/* A moved once before each handoff */
+	bool raises_s;			/* S raised during the detach */
+	bool relays_r;			/* R raised under the relay */
+	void (*arrange)(struct gen *g);
+	void (*blackout)(struct gen *g);
+	void (*after_attach)(struct gen *g);
+};
+
+static const char *const mode_names[] = {
+	[MODE_EXEC] = "exec",
+	[MODE_SOCKET] = "socket",
+};
+
+/* What a failure is printed with: the story, vectors, mode, generation. */
+static void context(const struct gen *g, const char *stage)
+{
+	cpr_test_context("%s, %u vector%s over %u vCPUs, %s handoff%s, generation %llu: %s",
+			 g->story ? g->story->name : "setup", g->nr,
+			 g->nr == 1 ? "" : "s", g->d.vcpus, mode_names[g->mode],
+			 g->generations > 1 ? "s" : "", g->generation, stage);
+}
+
+/* How the handoff out of @g's generation is made. */
+static struct detach_plan plan_of(const struct gen *g)
+{
+	struct detach_plan dp = { .way = WAY_VECTORS };
+	const struct story *s = g->story;
+
+	if (g->mode == MODE_EXEC)
+		dp.way = s->chain ? way_into(g->generation + 1) : g->way;
+	if (s->chain) {
+		dp.s = roles_of(g->nr).distinct;
+		dp.r = dp.s && dp.way == WAY_RELAY;
+	} else {
+		dp.s = s->raises_s;
+		dp.r = s->relays_r && dp.way == WAY_RELAY;
+	}
+	return dp;
+}
+
+/* Vector A given a new message while masked: its next vCPU. */
+static void move_a(struct gen *g)
+{
+	unsigned int a = roles_of(g->nr).a;
+	struct cpr_msi_msg msg;
+
+	g->d.moves++;
+	msg = cpr_msi_msg_make(dest_of(&g->d, a), lapic_vec(g->vs, a));
+	CPR_ASSERT_OK(cpr_vectors_mask(g->vs, a),
+		      "masking vector %u (A) in VM #%llu to move it", a,
+		      g->generation);
+	CPR_ASSERT_OK(cpr_vectors_set_msg(g->vs, a, &msg),
+		      "writing vector %u (A)'s new message, to APIC id %u, in VM #%llu",
+		      a, dest_of(&g->d, a), g->generation);
+	CPR_ASSERT_OK(cpr_vectors_unmask(g->vs, a),
+		      "unmasking vector %u (A) in VM #%llu, moved to APIC id %u",
+		      a, g->generation, dest_of(&g->d, a));
+}
+
+/* The exec successor's argument: "<story>,<vectors>,<way>,<came>". */
+static int exec_next(struct gen *g, enum handoff_way way)
+{
+	char arg[96];
+
+	snprintf(arg, sizeof(arg), "%s,%u,%d,%d", g->story->name, g->nr,
+		 g->way, way);
+	return cpr_test_exec_self(g->st, "kvm", arg);
+}
+
+/* Socket handoff, the predecessor's side. */
+struct kvm_pred {
+	struct gen *g;
+	struct detach_plan dp;
 };
 
 static int kx_save(struct cpr_state *st, void *arg)
@@ -763,16 +944,19 @@ static int kx_save(struct cpr_state *st, void *arg)
 	struct kvm_pred *p = arg;
 
 	(void)st;
-	return cpr_vectors_save(p->vs);
+	return cpr_vectors_save(p->g->vs);
 }
 
 /* A failed check here ends the predecessor; its successor dies with it. */
 static int kx_detach(struct cpr_state *st, void *arg)
 {
 	struct kvm_pred *p = arg;
+	struct gen *g = p->g;
 
 	(void)st;
-	prepare_handoff(p->vs, p->vm, p->gen, WAY_VECTORS);
+	detach_for_handoff(g->vs, g->vm, g->generation, &p->dp, &g->d);
+	if (g->story->blackout)
+		g->story->blackout(g);
 	return 0;
 }
 
@@ -781,23 +965,24 @@ static int kx_reattach(struct cpr_state *st, void *arg)
 	struct kvm_pred *p = arg;
 
 	(void)st;
-	return cpr_vectors_reattach(p->vs);
+	return cpr_vectors_reattach(p->g->vs);
 }
 
-static int give_to_successor(struct cpr_state *st, struct kvm_pred *p,
-			     unsigned int nr, pid_t *pid)
+static int give_to_successor(struct kvm_pred *p, pid_t *pid)
 {
 	const struct cpr_xfer_give_ops ops = {
 		.save = kx_save,
 		.detach = kx_detach,
 		.reattach = kx_reattach,
 	};
-	char path[64], arg[32];
+	struct gen *g = p->g;
+	char path[64], arg[96];
 
 	snprintf(path, sizeof(path), "@vfio_cpr_kvm.%d.%llu", getpid(),
-		 p->gen + 1);
-	snprintf(arg, sizeof(arg), "%u", nr);
-	*pid = cpr_test_give_to_self(st, "kvm-xfer", path, arg, 20000, &ops, p);
+		 g->generation + 1);
+	snprintf(arg, sizeof(arg), "%s,%u", g->story->name, g->nr);
+	*pid = cpr_test_give_to_self(g->st, "kvm-xfer", path, arg,
+				     XFER_TIMEOUT_MS, &ops, p);
 	return *pid < 0 ? *pid : 0;
 }
 
@@ -808,102 +993,150 @@ static int wait_successor(pid_t pid, int *status)
 }
 
 /*
- * Hand generation @gen's vectors over a socket to a successor started as a
- * process of its own ("kvm-xfer"), and wait for the rest of the chain.
- * Returns the chain's exit status.
+ * Set the story's scene in VM #n and hand over: by exec (no return), or
+ * over a socket to a successor of its own, waited for with VM #n alive
+ * (its irqfds detached); then the chain's exit status.
  */
-static int socket_handoff(struct cpr_state *st, struct cpr_vectors *vs,
-			  struct cpr_vm *vm, unsigned int nr,
-			  unsigned long long gen)
+static int handoff_next(struct gen *g)
 {
-	struct kvm_pred p = { .vs = vs, .vm = vm, .gen = gen };
+	struct kvm_pred p = { .g = g };
 	int status;
 	pid_t pid;
 
-	CPR_ASSERT_OK(give_to_successor(st, &p, nr, &pid),
-		      "the socket handoff from VM #%llu to the successor of generation %llu",
-		      gen, gen + 1);
-	CPR_ASSERT_OK(wait_successor(pid, &status),
-		      "waiting for the successor of generation %llu (pid %d)",
-		      gen + 1, pid);
-	return status;
+	context(g, "before the handoff");
+	if (g->story->moves_a && g->story->chain)
+		move_a(g);
+	if (g->story->arrange)
+		g->story->arrange(g);
+	p.dp = plan_of(g);
+	context(g, "handing over");
+	if (g->mode == MODE_SOCKET) {
+		CPR_ASSERT_OK(give_to_successor(&p, &pid),
+			      "the socket handoff from VM #%llu to the successor of generation %llu",
+			      g->generation, g->generation + 1);
+		CPR_ASSERT_OK(wait_successor(pid, &status),
+			      "waiting for the successor of generation %llu (pid %d)",
+			      g->generation + 1, pid);
+		return status;
+	}
+	detach_for_handoff(g->vs, g->vm, g->generation, &p.dp, &g->d);
+	if (g->story->blackout)
+		g->story->blackout(g);
+	CPR_ASSERT_OK(exec_next(g, p.dp.way), "exec into generation %llu",
+		      g->generation + 1);
+	CPR_FAIL("exec into generation %llu returned without an error",
+		 g->generation + 1);
 }
 
-/* The last generation cleans up; the others hand over, by exec or socket. */
-static int next_generation(struct cpr_state *st, struct cpr_vectors *vs,
-			   struct cpr_vm *vm, unsigned int nr,
-			   unsigned long long gen, bool socket)
+/*
+ * Everything a successor does once it has the state and VM #n: claim the
+ * vectors into it (at once, one routing commit), then the story's checks.
+ */
+static void attach_and_check(struct gen *g)
 {
-	if (gen == GENERATIONS) {
-		cpr_vectors_free(vs, true);
-		cpr_vm_destroy(vm);
-		cpr_state_free(st);
-		return 0;
-	}
-	context(nr, socket, gen, "handing over");
-	if (socket)
-		_exit(socket_handoff(st, vs, vm, nr, gen));
-	prepare_handoff(vs, vm, gen, way_into(gen + 1));
-	CPR_ASSERT_OK(exec_next(st, nr, way_into(gen + 1)),
-		      "exec into generation %llu", gen + 1);
-	CPR_FAIL("exec into generation %llu returned without an error", gen + 1);
+	unsigned long long gen = g->generation;
+
+	g->d.moves = g->story->moves_a ? gen : 0;
+	context(g, g->mode == MODE_EXEC ? way_names[g->came] :
+		way_names[WAY_VECTORS]);
+	CPR_ASSERT_OK(cpr_vectors_claim(g->st, DEV, g->vm, &g->vs),
+		      "claiming %u vectors into VM #%llu: KVM_IRQFD on the eventfds inherited across the handoff must succeed at once (VM #%llu's irqfds on them are gone)",
+		      g->nr, gen, gen - 1);
+	CPR_ASSERT_EQ(g->vs->nr, g->nr, "vectors saved in the state");
+	CPR_ASSERT_EQ(cpr_vm_routing_commits(g->vm), 1,
+		      "%u vectors must be routed into VM #%llu with ONE KVM_SET_GSI_ROUTING",
+		      g->nr, gen);
+	CPR_ASSERT_EQ(cpr_vm_nr_routes(g->vm), g->nr,
+		      "MSI routes staged in VM #%llu", gen);
+	if (g->story->after_attach)
+		g->story->after_attach(g);
+	if (g->deferred && g->info.checks_pending)
+		CPR_ASSERT_OK(cpr_resume_finish(&g->info),
+			      "the deferred checks of the inherited fds");
+}
+
+/* The last generation cleans up; the others hand over. */
+static int next_generation(struct gen *g)
+{
+	if (g->generation < g->generations)
+		return handoff_next(g);
+	cpr_vectors_free(g->vs, true);
+	cpr_vm_destroy(g->vm);
+	cpr_state_free(g->st);
+	return 0;
+}
+
+static const struct story *story_find(const char *name);
+
+/* "<story>,<vectors>[,<way>,<came>]" into @g. */
+static void parse_successor_arg(const char *arg, struct gen *g,
+				enum handoff_mode mode)
+{
+	char name[64];
+	int way = WAY_VECTORS, came = WAY_VECTORS, n;
+
+	n = sscanf(arg, "%63[^,],%u,%d,%d", name, &g->nr, &way, &came);
+	CPR_ASSERT_EQ(n, mode == MODE_EXEC ? 4 : 2,
+		      "bad successor argument '%s'", arg);
+	CPR_ASSERT_TRUE(way >= WAY_RELAY && way <= WAY_RELEASE &&
+			came >= WAY_RELAY && came <= WAY_RELEASE,
+			"bad successor argument '%s'", arg);
+	g->story = story_find(name);
+	CPR_ASSERT_TRUE(g->story, "no story '%s' in this test", name);
+	g->generations = g->story->generations ? g->story->generations : 1;
+	g->mode = mode;
+	g->way = way;
+	g->came = came;
+	g->d.vcpus = VCPUS;
+	g->d.a = roles_of(g->nr).a;
 }
 
 static int successor_kvm(const char *arg)
 {
-	struct cpr_resume_info info;
-	struct cpr_vectors *vs;
-	struct cpr_vm *vm;
-	unsigned int nr = atoi(arg);
-	const char *comma = strchr(arg, ',');
-	enum handoff_way way = comma ? atoi(comma + 1) : WAY_VECTORS;
-	bool fast = way != WAY_VECTORS;
+	struct gen g = { 0 };
 
 	test_begin();
-	cpr_test_context("%u vectors, exec handoffs, a successor (%s)", nr,
-			 way_names[way]);
-	take_over(&info, fast);
-	context(nr, false, info.generation, way_names[way]);
-	CPR_ASSERT_EQ(way, way_into(info.generation),
-		      "generation %llu came the wrong way",
-		      (unsigned long long)info.generation);
-	CPR_ASSERT_OK(cpr_vm_create(&vm, 1), "creating VM #%llu",
-		      (unsigned long long)info.generation);
-	vs = generation_checks(&info, vm, nr, way, fast);
-	return next_generation(info.st, vs, vm, nr, info.generation, false);
+	parse_successor_arg(arg, &g, MODE_EXEC);
+	g.deferred = g.came != WAY_VECTORS;
+	context(&g, "a successor taking the state over");
+	take_over(&g.info, g.deferred);
+	g.st = g.info.st;
+	g.generation = g.info.generation;
+	if (g.story->chain)
+		CPR_ASSERT_EQ(g.came, way_into(g.generation),
+			      "generation %llu came the wrong way",
+			      g.generation);
+	CPR_ASSERT_OK(cpr_vm_create(&g.vm, VCPUS),
+		      "creating VM #%llu with %u vCPUs", g.generation, VCPUS);
+	attach_and_check(&g);
+	return next_generation(&g);
 }
 
 /* Socket handoff, the successor's side. */
-struct kx_succ {
-	unsigned int nr;
-	struct cpr_vm *vm;
-	struct cpr_vectors *vs;
-	struct cpr_resume_info info;
-};
-
 static int kx_prepare(struct cpr_state *st, void *arg)
 {
-	struct kx_succ *x = arg;
+	struct gen *g = arg;
 
 	(void)st;
-	return cpr_vm_create(&x->vm, 1);
+	return cpr_vm_create(&g->vm, VCPUS);
 }
 
 static int kx_attach(struct cpr_state *st, void *arg)
 {
-	struct kx_succ *x = arg;
+	struct gen *g = arg;
 
-	x->info.st = st;
-	if (cpr_state_get_u64(st, CPR_SEC_GENERATION, &x->info.generation) ||
+	g->st = st;
+	g->info.st = st;
+	if (cpr_state_get_u64(st, CPR_SEC_GENERATION, &g->info.generation) ||
 	    cpr_state_get_u64(st, CPR_SEC_HANDOFF_START,
-			      &x->info.handoff_start_ns))
+			      &g->info.handoff_start_ns))
 		return cpr_err(-EBADMSG, "the received state has no generation or handoff start");
-	context(x->nr, true, x->info.generation, way_names[WAY_VECTORS]);
-	x->vs = generation_checks(&x->info, x->vm, x->nr, WAY_VECTORS, false);
+	g->generation = g->info.generation;
+	attach_and_check(g);
 	return 0;
 }
 
-static int take_from_predecessor(const char *path, struct kx_succ *x,
+static int take_from_predecessor(const char *path, struct gen *g,
 				 struct cpr_state **st)
 {
 	const struct cpr_xfer_take_ops ops = {
@@ -911,85 +1144,152 @@ static int take_from_predecessor(const char *path, struct kx_succ *x,
 		.attach = kx_attach,
 	};
 
-	return cpr_xfer_take(path, 20000, st, &ops, x);
+	return cpr_xfer_take(path, XFER_TIMEOUT_MS, st, &ops, g);
 }
 
 static int successor_kvm_xfer(const char *path, const char *arg)
 {
-	struct kx_succ x = { .nr = atoi(arg) };
 	struct cpr_state *st = NULL;
+	struct gen g = { 0 };
 
 	/* A predecessor whose check failed mid-handoff takes this one along. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	test_begin();
-	cpr_test_context("%u vectors, socket handoffs, a successor", x.nr);
-	CPR_ASSERT_OK(take_from_predecessor(path, &x, &st),
+	parse_successor_arg(arg, &g, MODE_SOCKET);
+	context(&g, "a successor taking the state over");
+	CPR_ASSERT_OK(take_from_predecessor(path, &g, &st),
 		      "the socket handoff, successor side");
-	return next_generation(st, x.vs, x.vm, x.nr, x.info.generation, true);
+	return next_generation(&g);
 }
 
-FIXTURE(kvm_cpr) {
-	struct cpr_state *st;
-	struct cpr_vectors *vs;
-	struct cpr_vm *vm;
-};
+/* ---- The stories ---- */
 
-FIXTURE_VARIANT(kvm_cpr) {
-	unsigned int nr;
-	bool socket;	/* every handoff by the socket mode, not exec */
-};
-
-FIXTURE_VARIANT_ADD(kvm_cpr, one_vector) {
-	.nr = 1,
-};
-
-FIXTURE_VARIANT_ADD(kvm_cpr, vectors_64) {
-	.nr = 64,
-};
-
-FIXTURE_VARIANT_ADD(kvm_cpr, vectors_2048) {
-	.nr = 2048,
-};
-
-FIXTURE_VARIANT_ADD(kvm_cpr, socket_one_vector) {
-	.nr = 1,
-	.socket = true,
-};
-
-FIXTURE_VARIANT_ADD(kvm_cpr, socket_vectors_64) {
-	.nr = 64,
-	.socket = true,
-};
-
-FIXTURE_VARIANT_ADD(kvm_cpr, socket_vectors_2048) {
-	.nr = 2048,
-	.socket = true,
-};
-
-FIXTURE_SETUP(kvm_cpr)
+/* every_vector_delivers_in_both_vms */
+static void every_vector(struct gen *g)
 {
-	test_begin();
-	context(variant->nr, variant->socket, 0, "setting up VM #0");
-	self->st = cpr_state_new();
-	CPR_ASSERT_TRUE(self->st, "allocating a CPR state");
-	CPR_ASSERT_OK(cpr_vm_create(&self->vm, 1), "creating VM #0");
-	CPR_ASSERT_OK(cpr_vectors_create(self->st, DEV, CPR_IRQ_MSIX,
-					 variant->nr,
-					 CPR_VEC_INTERRUPT | CPR_VEC_KVM,
-					 &self->vs),
-		      "creating %u vectors", variant->nr);
-	CPR_ASSERT_OK(cpr_vectors_attach(self->vs, self->vm),
-		      "routing %u vectors into VM #0 and assigning their irqfds",
-		      variant->nr);
+	check_every_vector_at(g->vs, g->vm, g->generation, false, &g->d);
 }
 
-FIXTURE_TEARDOWN(kvm_cpr)
+/* blackout_interrupt_delivered_once */
+static void blackout_b(struct gen *g)
 {
-	/* Reached only when the test did not exec. */
-	cpr_vectors_free(self->vs, true);
-	cpr_vm_destroy(self->vm);
-	cpr_state_free(self->st);
+	blackout_raise(g->vs, g->vm, g->generation, plan_of(g).way,
+		       roles_of(g->nr).b);
 }
+
+/* The blackout ends when B, raised while no VM listened, arrives. */
+static void b_arrives(struct gen *g)
+{
+	unsigned int b = roles_of(g->nr).b;
+
+	CPR_ASSERT_TRUE(irr_wait_dest(g->vm, g->generation, g->vs, b, &g->d,
+				      IRR_WAIT_MS),
+			"KVM did not inject the interrupt already pending on vector %u's eventfd when its irqfd was assigned in VM #%llu (B, raised in the blackout; LAPIC vector 0x%x on vCPU %u; the IRR holds %s)",
+			b, g->generation, lapic_vec(g->vs, b), dest_of(&g->d, b),
+			irr_text(g->vm));
+	/* From the irqfd detach to the first interrupt seen in the new VM. */
+	note("# generation %llu, %u vectors: blackout %.3f ms (%s)\n",
+	     g->generation, g->nr,
+	     (cpr_now_ns() - g->info.handoff_start_ns) / 1e6,
+	     g->mode == MODE_EXEC ? way_names[g->came] : "socket handoff");
+}
+
+static void b_not_twice(struct gen *g)
+{
+	unsigned int b = roles_of(g->nr).b;
+
+	CPR_ASSERT_FALSE(irr_has(g->vm, g->generation, lapic_vec(g->vs, b)),
+			 "vector %u (B), raised once in the blackout, was delivered into VM #%llu twice",
+			 b, g->generation);
+}
+
+static void blackout_delivered_once(struct gen *g)
+{
+	b_arrives(g);
+	lapic_clear(g->vm, g->generation);
+	usleep(1000);
+	b_not_twice(g);
+}
+
+/* lapic_pending_carried */
+static void pending_left(struct gen *g)
+{
+	leave_pending(g->vs, g->vm, g->generation, roles_of(g->nr).p, &g->d);
+}
+
+static void p_arrived(struct gen *g)
+{
+	unsigned int p = roles_of(g->nr).p;
+
+	CPR_ASSERT_TRUE(irr_wait_dest(g->vm, g->generation, g->vs, p, &g->d,
+				      0),
+			"vector %u (P) was pending in VM #%llu's LAPIC at the handoff and did not arrive in VM #%llu as 0x%x on vCPU %u, the APIC id its message names (noted by the detach, re-injected with KVM_SIGNAL_MSI); the IRR holds %s",
+			p, g->generation - 1, g->generation,
+			lapic_vec(g->vs, p), dest_of(&g->d, p),
+			irr_text(g->vm));
+}
+
+/* masked_pending_delivered_on_unmask */
+static void masked_arrange(struct gen *g)
+{
+	struct roles r = roles_of(g->nr);
+
+	check_mask_and_unmask(g->vs, g->vm, g->generation, r.z, &g->d);
+	mask_pending(g->vs, g->vm, g->generation, r.m);
+}
+
+static void masked_on_unmask(struct gen *g)
+{
+	unsigned int m = roles_of(g->nr).m;
+	unsigned long long gen = g->generation;
+
+	CPR_ASSERT_TRUE(g->vs->v[m].masked && g->vs->v[m].pending,
+			"vector %u (M) lost its masked+pending state in the handoff",
+			m);
+	CPR_ASSERT_FALSE(irr_has(g->vm, gen, lapic_vec(g->vs, m)),
+			 "vector %u (M), masked, was delivered into VM #%llu as 0x%x while still masked",
+			 m, gen, lapic_vec(g->vs, m));
+	lapic_clear(g->vm, gen);
+	CPR_ASSERT_OK(cpr_vectors_unmask(g->vs, m),
+		      "unmasking vector %u (M) in VM #%llu", m, gen);
+	CPR_ASSERT_TRUE(irr_wait_dest(g->vm, gen, g->vs, m, &g->d,
+				      IRR_WAIT_MS),
+			"vector %u (M), masked and pending at the handoff, did not arrive in VM #%llu as 0x%x on vCPU %u on unmask (KVM_SIGNAL_MSI of its pending bit); the IRR holds %s",
+			m, gen, lapic_vec(g->vs, m), dest_of(&g->d, m),
+			irr_text(g->vm));
+}
+
+/* vector_raised_during_detach_not_lost */
+static void s_arrived(struct gen *g)
+{
+	unsigned int s = roles_of(g->nr).s;
+	unsigned long long gen = g->generation, old = gen - 1;
+
+	CPR_ASSERT_TRUE(irr_wait_dest(g->vm, gen, g->vs, s, &g->d,
+				      IRR_WAIT_MS),
+			"vector %u (S), raised while VM #%llu's irqfds were being detached, did not arrive in VM #%llu as 0x%x on vCPU %u: if it stayed in its eventfd, KVM did not inject the interrupt already pending on vector %u's eventfd when its irqfd was assigned in VM #%llu; if it reached VM #%llu, its LAPIC was read before its irqfds (or the relay) were all shut down; the IRR holds %s",
+			s, old, gen, lapic_vec(g->vs, s), dest_of(&g->d, s), s,
+			gen, old, irr_text(g->vm));
+}
+
+static void s_not_twice(struct gen *g)
+{
+	unsigned int s = roles_of(g->nr).s;
+
+	CPR_ASSERT_FALSE(irr_has(g->vm, g->generation, lapic_vec(g->vs, s)),
+			 "vector %u (S), raised once at the handoff, was delivered into VM #%llu twice",
+			 s, g->generation);
+}
+
+static void s_delivered_once(struct gen *g)
+{
+	s_arrived(g);
+	lapic_clear(g->vm, g->generation);
+	usleep(1000);
+	s_not_twice(g);
+}
+
+/* relayed_vector_reaches_old_then_new_vm */
 
 /*
  * A handoff given up after the relay took over: every vector is delivered
@@ -998,9 +1298,13 @@ FIXTURE_TEARDOWN(kvm_cpr)
  * eventfd: the deassign that starts the relay drops that count, and the
  * relay must not inject it once more.
  */
-static void check_relay_round_trip(struct cpr_vectors *vs, struct cpr_vm *vm,
-				   unsigned int z)
+static void relay_round_trip(struct gen *g)
 {
+	struct cpr_vectors *vs = g->vs;
+	struct cpr_vm *vm = g->vm;
+	unsigned int z = roles_of(g->nr).z;
+
+	check_mask_and_unmask(vs, vm, 0, z, &g->d);
 	CPR_ASSERT_OK(cpr_vectors_relay(vm, &vs, 1),
 		      "handing VM #0's irqfds to the relay thread");
 	usleep(2000);
@@ -1009,41 +1313,482 @@ static void check_relay_round_trip(struct cpr_vectors *vs, struct cpr_vm *vm,
 			 z);
 	CPR_ASSERT_EQ(cpr_vm_nr_irqfds(vm), 0,
 		      "irqfds left in VM #0 once the relay took every vector");
-	check_every_vector(vs, vm, 0, true);
+	check_every_vector_at(vs, vm, 0, true, &g->d);
 	CPR_ASSERT_OK(cpr_vectors_unrelay(vm),
 		      "giving VM #0 its irqfds back (cpr_vectors_unrelay())");
 	CPR_ASSERT_EQ(cpr_vm_nr_irqfds(vm), vs->nr,
 		      "irqfds in VM #0 after cpr_vectors_unrelay()");
-	check_every_vector(vs, vm, 0, false);
+	check_every_vector_at(vs, vm, 0, false, &g->d);
 }
 
-TEST_F_TIMEOUT(kvm_cpr, exec_replaces_vm_without_losing_interrupts, 120)
+static void r_arrived(struct gen *g)
 {
-	unsigned int z = z_of(variant->nr);
-	int status;
+	unsigned int r = roles_of(g->nr).r;
 
-	context(variant->nr, variant->socket, 0, "VM #0 before the handoff");
-	CPR_ASSERT_EQ(cpr_vm_routing_commits(self->vm), 1,
-		      "%u vectors must be routed into VM #0 with ONE KVM_SET_GSI_ROUTING",
-		      variant->nr);
-	check_every_vector(self->vs, self->vm, 0, false);
-	check_guest_takes(self->vs, self->vm, 0, 0);
-	check_mask_and_unmask(self->vs, self->vm, 0, z);
-	check_relay_round_trip(self->vs, self->vm, z);
-
-	if (variant->socket) {
-		status = socket_handoff(self->st, self->vs, self->vm,
-					variant->nr, 0);
-		CPR_ASSERT_EQ(status, 0,
-			      "the chain of socket successors after VM #0 failed (their failure is above)");
-		return;
-	}
-	context(variant->nr, false, 0, "handing over");
-	prepare_handoff(self->vs, self->vm, 0, way_into(1));
-	CPR_ASSERT_OK(exec_next(self->st, variant->nr, way_into(1)),
-		      "exec into generation 1");
-	CPR_FAIL("exec into generation 1 returned without an error");
+	CPR_ASSERT_TRUE(irr_wait_dest(g->vm, g->generation, g->vs, r, &g->d,
+				      0),
+			"vector %u (R), relayed into VM #%llu's LAPIC before the handoff, did not arrive in VM #%llu as 0x%x on vCPU %u; the IRR holds %s",
+			r, g->generation - 1, g->generation,
+			lapic_vec(g->vs, r), dest_of(&g->d, r), irr_text(g->vm));
 }
+
+static void r_not_again(struct gen *g)
+{
+	unsigned int r = roles_of(g->nr).r;
+
+	CPR_ASSERT_FALSE(irr_has(g->vm, g->generation, lapic_vec(g->vs, r)),
+			 "vector %u (R), raised once under the relay, was delivered into VM #%llu again",
+			 r, g->generation);
+}
+
+static void r_delivered_once(struct gen *g)
+{
+	r_arrived(g);
+	lapic_clear(g->vm, g->generation);
+	usleep(1000);
+	r_not_again(g);
+}
+
+/* reprogrammed_vector_arrives_at_its_new_destination */
+static void a_moved(struct gen *g)
+{
+	unsigned int a = roles_of(g->nr).a;
+
+	move_a(g);
+	lapic_clear(g->vm, g->generation);
+	raise_vector(g->vs, a);
+	CPR_ASSERT_TRUE(irr_wait_dest(g->vm, g->generation, g->vs, a, &g->d,
+				      IRR_WAIT_MS),
+			"vector %u (A), given a message to APIC id %u while masked and unmasked, did not arrive in VM #%llu's LAPIC as 0x%x; the IRR holds %s",
+			a, dest_of(&g->d, a), g->generation,
+			lapic_vec(g->vs, a), irr_text(g->vm));
+	lapic_clear(g->vm, g->generation);
+}
+
+static void a_arrives(struct gen *g)
+{
+	unsigned int a = roles_of(g->nr).a;
+
+	lapic_clear(g->vm, g->generation);
+	raise_vector(g->vs, a);
+	CPR_ASSERT_TRUE(irr_wait_dest(g->vm, g->generation, g->vs, a, &g->d,
+				      IRR_WAIT_MS),
+			"vector %u (A), moved to APIC id %u before the handoff, did not arrive in VM #%llu's LAPIC as 0x%x, the vector its MSI route names; the IRR holds %s",
+			a, dest_of(&g->d, a), g->generation,
+			lapic_vec(g->vs, a), irr_text(g->vm));
+	lapic_clear(g->vm, g->generation);
+}
+
+/* real_mode_guest_takes_one_on_its_vcpu: one vector on each vCPU. */
+static void guest_takes(struct gen *g)
+{
+	unsigned int i;
+
+	for (i = 0; i < g->nr && i < g->d.vcpus; i++)
+		check_guest_takes(g->vs, g->vm, g->generation, i, &g->d);
+}
+
+/* handler_eventfd_keeps_its_signal */
+static void handler_signalled(struct gen *g)
+{
+	signal_handler_fd(g->vs);
+}
+
+static void handler_gets_it(struct gen *g)
+{
+	__u64 handled = 0;
+	int seen;
+
+	/* The handler is attached to the inherited "interrupt" eventfds. */
+	g->vs->handler = count_handled;
+	g->vs->handler_arg = &handled;
+	CPR_ASSERT_OK(poll_vectors(g->vs, &seen),
+		      "polling the inherited interrupt eventfds");
+	CPR_ASSERT_EQ(handled, 1,
+		      "signals on vector 0's interrupt eventfd, signalled once before the handoff");
+	g->vs->handler = NULL;
+}
+
+/* successor_fds_checked */
+static void fds_checked(struct gen *g)
+{
+	if (g->deferred)
+		finish_deferred(&g->info, g->vm);
+	else
+		check_fds_after(g->st, g->vm);
+}
+
+/* three_generations_keep_delivering: every role at once, each time. */
+static void chain_arrange(struct gen *g)
+{
+	struct roles r = roles_of(g->nr);
+
+	if (r.distinct) {
+		leave_pending(g->vs, g->vm, g->generation, r.p, &g->d);
+		mask_pending(g->vs, g->vm, g->generation, r.m);
+	}
+	signal_handler_fd(g->vs);
+}
+
+static void chain_after(struct gen *g)
+{
+	struct roles r = roles_of(g->nr);
+	bool relayed = g->mode == MODE_EXEC && g->came == WAY_RELAY;
+
+	b_arrives(g);
+	note("# generation %llu: KVM_IRQFD on %u inherited eventfds succeeded at once\n",
+	     g->generation, g->nr);
+	if (g->deferred)
+		finish_deferred(&g->info, g->vm);
+	if (r.distinct) {
+		p_arrived(g);
+		if (relayed)
+			r_arrived(g);
+		s_arrived(g);
+	}
+	/* Delivered once: nothing comes back after the LAPIC is cleared. */
+	lapic_clear(g->vm, g->generation);
+	usleep(1000);
+	b_not_twice(g);
+	if (r.distinct) {
+		if (relayed)
+			r_not_again(g);
+		s_not_twice(g);
+		masked_on_unmask(g);
+	}
+	handler_gets_it(g);
+	check_every_vector_at(g->vs, g->vm, g->generation, false, &g->d);
+	a_arrives(g);
+	check_guest_takes(g->vs, g->vm, g->generation, g->generation % g->nr,
+			  &g->d);
+}
+
+static const struct story stories[] = {
+	{
+		.name = "every_vector_delivers_in_both_vms",
+		.arrange = every_vector,
+		.after_attach = every_vector,
+	}, {
+		.name = "three_generations_keep_delivering",
+		.generations = GENERATIONS,
+		.chain = true,
+		.moves_a = true,
+		.arrange = chain_arrange,
+		.blackout = blackout_b,
+		.after_attach = chain_after,
+	}, {
+		.name = "blackout_interrupt_delivered_once",
+		.blackout = blackout_b,
+		.after_attach = blackout_delivered_once,
+	}, {
+		.name = "lapic_pending_carried",
+		.arrange = pending_left,
+		.after_attach = p_arrived,
+	}, {
+		.name = "masked_pending_delivered_on_unmask",
+		.arrange = masked_arrange,
+		.after_attach = masked_on_unmask,
+	}, {
+		.name = "vector_raised_during_detach_not_lost",
+		.raises_s = true,
+		.after_attach = s_delivered_once,
+	}, {
+		.name = "reprogrammed_vector_arrives_at_its_new_destination",
+		.moves_a = true,
+		.arrange = a_moved,
+		.after_attach = a_arrives,
+	}, {
+		.name = "real_mode_guest_takes_one_on_each_vcpu",
+		.arrange = guest_takes,
+		.after_attach = guest_takes,
+	}, {
+		.name = "handler_eventfd_keeps_its_signal",
+		.arrange = handler_signalled,
+		.after_attach = handler_gets_it,
+	}, {
+		.name = "successor_fds_checked",
+		.after_attach = fds_checked,
+	}, {
+		.name = "relayed_vector_reaches_old_then_new_vm",
+		.relays_r = true,
+		.arrange = relay_round_trip,
+		.after_attach = r_delivered_once,
+	},
+};
+
+static const struct story *story_find(const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(stories); i++)
+		if (!strcmp(stories[i].name, name))
+			return &stories[i];
+	return NULL;
+}
+
+/* ---- The fixtures ---- */
+
+struct kvm_variant {
+	unsigned int nr;
+	enum handoff_mode mode;
+	enum handoff_way way;	/* of an exec handoff */
+};
+
+/*
+ * VM #0 as a VMM holds it: VCPUS vCPUs, @v's vectors spread over them
+ * (vector i at APIC id (3 * i + 1) % VCPUS), all routed in one commit and
+ * attached through irqfds.
+ */
+static void vm0_setup(struct gen *g, const struct kvm_variant *v)
+{
+	struct cpr_msi_msg msg;
+	unsigned int i;
+
+	test_begin();
+	g->nr = v->nr;
+	g->mode = v->mode;
+	g->way = v->way;
+	g->d.vcpus = VCPUS;
+	g->d.a = roles_of(v->nr).a;
+	context(g, "setting up VM #0");
+	g->st = cpr_state_new();
+	CPR_ASSERT_TRUE(g->st, "allocating a CPR state");
+	CPR_ASSERT_OK(cpr_vm_create(&g->vm, VCPUS),
+		      "creating VM #0 with %u vCPUs", VCPUS);
+	CPR_ASSERT_OK(cpr_vectors_create(g->st, DEV, CPR_IRQ_MSIX, v->nr,
+					 CPR_VEC_INTERRUPT | CPR_VEC_KVM,
+					 &g->vs),
+		      "creating %u vectors", v->nr);
+	for (i = 0; i < v->nr; i++) {
+		msg = cpr_msi_msg_make(dest_of(&g->d, i), lapic_vec(g->vs, i));
+		CPR_ASSERT_OK(cpr_vectors_set_msg(g->vs, i, &msg),
+			      "giving vector %u a message to APIC id %u", i,
+			      dest_of(&g->d, i));
+	}
+	CPR_ASSERT_OK(cpr_vectors_attach(g->vs, g->vm),
+		      "routing %u vectors into VM #0 and assigning their irqfds",
+		      v->nr);
+	CPR_ASSERT_EQ(cpr_vm_routing_commits(g->vm), 1,
+		      "%u vectors must be routed into VM #0 with ONE KVM_SET_GSI_ROUTING",
+		      v->nr);
+}
+
+/* Reached only when the test did not exec. */
+static void vm0_release(struct gen *g)
+{
+	cpr_vectors_free(g->vs, true);
+	cpr_vm_destroy(g->vm);
+	cpr_state_free(g->st);
+}
+
+/* The harness's test child: the story told from VM #0 on. */
+static void tell(struct gen *g, const char *name)
+{
+	g->story = story_find(name);
+	CPR_ASSERT_TRUE(g->story, "no story '%s' in this test", name);
+	g->generations = g->story->generations ? g->story->generations : 1;
+	CPR_ASSERT_EQ(handoff_next(g), 0,
+		      "the chain of socket successors after VM #0 failed (their failure is above)");
+}
+
+/*
+ * Each fixture is a struct gen, its variants a struct kvm_variant, and
+ * VM #0 is set up from it the same way for all (vm0_setup()).
+ */
+#define TELL(name)	tell(&self->g, #name)
+
+/* kvm_cpr: every size, by exec (the library's fast path) and by socket. */
+FIXTURE(kvm_cpr) {
+	struct gen g;
+};
+
+FIXTURE_VARIANT(kvm_cpr) {
+	struct kvm_variant v;
+};
+
+FIXTURE_SETUP(kvm_cpr)
+{
+	vm0_setup(&self->g, &variant->v);
+}
+
+FIXTURE_TEARDOWN(kvm_cpr)
+{
+	vm0_release(&self->g);
+}
+
+FIXTURE_VARIANT_ADD(kvm_cpr, exec_1) {
+	.v = { .nr = 1, .mode = MODE_EXEC, .way = WAY_RELAY },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr, exec_64) {
+	.v = { .nr = 64, .mode = MODE_EXEC, .way = WAY_RELAY },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr, exec_2048) {
+	.v = { .nr = 2048, .mode = MODE_EXEC, .way = WAY_RELAY },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr, socket_1) {
+	.v = { .nr = 1, .mode = MODE_SOCKET, .way = WAY_VECTORS },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr, socket_64) {
+	.v = { .nr = 64, .mode = MODE_SOCKET, .way = WAY_VECTORS },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr, socket_2048) {
+	.v = { .nr = 2048, .mode = MODE_SOCKET, .way = WAY_VECTORS },
+};
+
+TEST_F_TIMEOUT(kvm_cpr, every_vector_delivers_in_both_vms, 60)
+{
+	TELL(every_vector_delivers_in_both_vms);
+}
+
+TEST_F_TIMEOUT(kvm_cpr, three_generations_keep_delivering, 120)
+{
+	TELL(three_generations_keep_delivering);
+}
+
+/* kvm_cpr_way: 64 vectors, by each way of an exec handoff, and by socket. */
+FIXTURE(kvm_cpr_way) {
+	struct gen g;
+};
+
+FIXTURE_VARIANT(kvm_cpr_way) {
+	struct kvm_variant v;
+};
+
+FIXTURE_SETUP(kvm_cpr_way)
+{
+	vm0_setup(&self->g, &variant->v);
+}
+
+FIXTURE_TEARDOWN(kvm_cpr_way)
+{
+	vm0_release(&self->g);
+}
+
+FIXTURE_VARIANT_ADD(kvm_cpr_way, exec_relayed) {
+	.v = { .nr = 64, .mode = MODE_EXEC, .way = WAY_RELAY },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr_way, exec_vector_by_vector) {
+	.v = { .nr = 64, .mode = MODE_EXEC, .way = WAY_VECTORS },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr_way, exec_released) {
+	.v = { .nr = 64, .mode = MODE_EXEC, .way = WAY_RELEASE },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr_way, socket) {
+	.v = { .nr = 64, .mode = MODE_SOCKET, .way = WAY_VECTORS },
+};
+
+TEST_F_TIMEOUT(kvm_cpr_way, blackout_interrupt_delivered_once, 60)
+{
+	TELL(blackout_interrupt_delivered_once);
+}
+
+TEST_F_TIMEOUT(kvm_cpr_way, lapic_pending_carried, 60)
+{
+	TELL(lapic_pending_carried);
+}
+
+TEST_F_TIMEOUT(kvm_cpr_way, vector_raised_during_detach_not_lost, 60)
+{
+	TELL(vector_raised_during_detach_not_lost);
+}
+
+TEST_F_TIMEOUT(kvm_cpr_way, successor_fds_checked, 60)
+{
+	TELL(successor_fds_checked);
+}
+
+/* kvm_cpr_mode: 64 vectors, by exec (relayed) and by socket. */
+FIXTURE(kvm_cpr_mode) {
+	struct gen g;
+};
+
+FIXTURE_VARIANT(kvm_cpr_mode) {
+	struct kvm_variant v;
+};
+
+FIXTURE_SETUP(kvm_cpr_mode)
+{
+	vm0_setup(&self->g, &variant->v);
+}
+
+FIXTURE_TEARDOWN(kvm_cpr_mode)
+{
+	vm0_release(&self->g);
+}
+
+FIXTURE_VARIANT_ADD(kvm_cpr_mode, exec) {
+	.v = { .nr = 64, .mode = MODE_EXEC, .way = WAY_RELAY },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr_mode, socket) {
+	.v = { .nr = 64, .mode = MODE_SOCKET, .way = WAY_VECTORS },
+};
+
+TEST_F_TIMEOUT(kvm_cpr_mode, masked_pending_delivered_on_unmask, 60)
+{
+	TELL(masked_pending_delivered_on_unmask);
+}
+
+TEST_F_TIMEOUT(kvm_cpr_mode, reprogrammed_vector_arrives_at_its_new_destination, 60)
+{
+	TELL(reprogrammed_vector_arrives_at_its_new_destination);
+}
+
+TEST_F_TIMEOUT(kvm_cpr_mode, real_mode_guest_takes_one_on_each_vcpu, 60)
+{
+	TELL(real_mode_guest_takes_one_on_each_vcpu);
+}
+
+TEST_F_TIMEOUT(kvm_cpr_mode, handler_eventfd_keeps_its_signal, 60)
+{
+	TELL(handler_eventfd_keeps_its_signal);
+}
+
+/* kvm_cpr_relay: every size relayed, by exec. */
+FIXTURE(kvm_cpr_relay) {
+	struct gen g;
+};
+
+FIXTURE_VARIANT(kvm_cpr_relay) {
+	struct kvm_variant v;
+};
+
+FIXTURE_SETUP(kvm_cpr_relay)
+{
+	vm0_setup(&self->g, &variant->v);
+}
+
+FIXTURE_TEARDOWN(kvm_cpr_relay)
+{
+	vm0_release(&self->g);
+}
+
+FIXTURE_VARIANT_ADD(kvm_cpr_relay, exec_1) {
+	.v = { .nr = 1, .mode = MODE_EXEC, .way = WAY_RELAY },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr_relay, exec_64) {
+	.v = { .nr = 64, .mode = MODE_EXEC, .way = WAY_RELAY },
+};
+
+FIXTURE_VARIANT_ADD(kvm_cpr_relay, exec_2048) {
+	.v = { .nr = 2048, .mode = MODE_EXEC, .way = WAY_RELAY },
+};
+
+TEST_F_TIMEOUT(kvm_cpr_relay, relayed_vector_reaches_old_then_new_vm, 60)
+{
+	TELL(relayed_vector_reaches_old_then_new_vm);
+}
+
+/* ---- Tests of their own ---- */
 
 static int claim_expect_fail(struct cpr_state *st, struct cpr_vm *vm,
 			     struct cpr_vectors **claimed, int *ret)
@@ -1125,6 +1870,7 @@ static void failed_exec_keeps_delivering(const char *bad)
 {
 	struct cpr_state *st = cpr_state_new();
 	struct cpr_vectors *vs;
+	const struct detach_plan dp = { .way = WAY_VECTORS, .s = true };
 	struct roles r = roles_of(8);
 	struct cpr_vm *vm;
 	char *argv[2];
@@ -1141,7 +1887,7 @@ static void failed_exec_keeps_delivering(const char *bad)
 	CPR_ASSERT_OK(cpr_vectors_attach(vs, vm),
 		      "routing 8 vectors into VM #0 and assigning their irqfds");
 	check_every_vector(vs, vm, 0, false);
-	prepare_handoff(vs, vm, 0, WAY_VECTORS);
+	prepare_handoff(vs, vm, 0, &dp, &one_vcpu);
 
 	CPR_ASSERT_OK(exec_expect_fail(st, bad, argv, &ret),
 		      "an exec of %s must fail", bad);
@@ -1151,15 +1897,15 @@ static void failed_exec_keeps_delivering(const char *bad)
 	CPR_ASSERT_OK(cpr_vectors_reattach(vs),
 		      "re-attaching the vectors to VM #0 after the failed exec");
 	CPR_ASSERT_TRUE(irr_wait(vm, 0, lapic_vec(vs, r.p), IRR_WAIT_MS),
-			"vector %d (P), pending in VM #0's LAPIC as 0x%x, was lost by the failed exec; the IRR holds %s",
+			"vector %u (P), pending in VM #0's LAPIC as 0x%x, was lost by the failed exec; the IRR holds %s",
 			r.p, lapic_vec(vs, r.p), irr_text(vm));
 	CPR_ASSERT_TRUE(irr_wait(vm, 0, lapic_vec(vs, r.b), IRR_WAIT_MS),
-			"KVM did not inject the interrupt already pending on vector %d's eventfd when its irqfd was assigned in VM #0 again after the failed exec (B, raised in the blackout; LAPIC vector 0x%x; the IRR holds %s)",
+			"KVM did not inject the interrupt already pending on vector %u's eventfd when its irqfd was assigned in VM #0 again after the failed exec (B, raised in the blackout; LAPIC vector 0x%x; the IRR holds %s)",
 			r.b, lapic_vec(vs, r.b), irr_text(vm));
 	CPR_ASSERT_OK(cpr_vectors_unmask(vs, r.m),
-		      "unmasking vector %d (M) in VM #0", r.m);
+		      "unmasking vector %u (M) in VM #0", r.m);
 	CPR_ASSERT_TRUE(irr_wait(vm, 0, lapic_vec(vs, r.m), IRR_WAIT_MS),
-			"vector %d (M), masked and pending, did not arrive in VM #0 as 0x%x on unmask after the failed exec; the IRR holds %s",
+			"vector %u (M), masked and pending, did not arrive in VM #0 as 0x%x on unmask after the failed exec; the IRR holds %s",
 			r.m, lapic_vec(vs, r.m), irr_text(vm));
 	check_every_vector(vs, vm, 0, false);
 	cpr_vectors_free(vs, true);
@@ -1510,7 +2256,7 @@ TEST(unrelay_delivers_each_signal_once)
 		      "routing %u vectors into VM #0 and assigning their irqfds",
 		      UNRELAY_VECTORS);
 	check_every_vector(vs, vm, 0, false);
-	check_mask_and_unmask(vs, vm, 0, 0);
+	check_mask_and_unmask(vs, vm, 0, 0, &one_vcpu);
 
 	taker_start(&t, vm);
 	check_every_vector_taken(vs, &t, 0);
