@@ -29,19 +29,18 @@ judge() {
 		echo "# intree: $what: a test failed" >&2
 		bad=1
 	fi
-	# vfio_cpr_test needs VFIO, which this host may lack (then the VM
-	# tier runs it); every other program must run where /dev/kvm is.
+	# vfio_cpr_test needs VFIO and kvm_cpr_test KVM, which this host may
+	# lack (then the VM tier's guest runs them, with no skip allowed);
+	# every other program must run.
 	skips=$(grep -E '^ok [0-9]+ .*# SKIP' "$log" || true)
-	if [ -e /dev/vfio/vfio ]; then
-		allowed=
-	else
-		allowed=' vfio_cpr_test '
-	fi
+	allowed=' '
+	[ -e /dev/vfio/vfio ] || allowed+='vfio_cpr_test '
+	[ -c /dev/kvm ] || allowed+='kvm_cpr_test '
 	while read -r line; do
 		[ -n "$line" ] || continue
 		prog=$(sed -E 's/^ok [0-9]+ selftests: vfio_cpr: ([a-z_]+).*/\1/' <<<"$line")
 		if [[ $allowed != *" $prog "* ]] &&
-		   { [ -r /dev/kvm ] || [ "${VFIO_CPR_NO_SKIP:-0}" = 1 ]; }; then
+		   { [ -c /dev/kvm ] || [ "${VFIO_CPR_NO_SKIP:-0}" = 1 ]; }; then
 			echo "# intree: $what: $prog skipped although this machine can run it" >&2
 			bad=1
 		fi
