@@ -200,8 +200,8 @@ int vc_inspect(int argc, char **argv)
 			json_str(stdout, cpr_last_error());
 			printf("}\n");
 		} else {
-			printf("state %s: INVALID (%s): %s\n", src,
-			       cpr_state_error_name(why), cpr_last_error());
+			/* The message names the fault (the JSON's "error"). */
+			printf("state %s: INVALID: %s\n", src, cpr_last_error());
 		}
 		free(buf);
 		return VC_EXIT_LOST;
