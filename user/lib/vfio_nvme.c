@@ -40,7 +40,7 @@
 #include "vfio_cpr/vfio.h"
 
 #include "internal.h"
-#include "vfio_nvme.h"
+#include "vfio_nvme_queue.h"
 
 /* ---- Controller ---- */
 

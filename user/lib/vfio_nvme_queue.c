@@ -42,7 +42,7 @@
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/vfio.h"
 
-#include "vfio_nvme.h"
+#include "vfio_nvme_queue.h"
 
 static const char *qname(unsigned int qid)
 {

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The nvme driver's own declarations, shared by its two files and nobody
- * else: the controller's registers and commands, the queue layout and the
- * state kept of it, register access, and what the queues
- * (vfio_nvme_queue.c) give the controller and the driver's operations
- * (vfio_nvme.c).  vfio_nvme.c calls vfio_nvme_queue.c, never the other way.
+ * The lower layer of the nvme driver, used by its upper layer (the
+ * driver's operations, vfio_nvme.c) and nobody else: the controller's
+ * registers and commands, the queue layout and the state kept of it,
+ * register access, and what the queues (vfio_nvme_queue.c) give the
+ * controller.  vfio_nvme.c builds on this layer, never the other way.
  */
-#ifndef VFIO_CPR_VFIO_NVME_H
-#define VFIO_CPR_VFIO_NVME_H
+#ifndef VFIO_CPR_VFIO_NVME_QUEUE_H
+#define VFIO_CPR_VFIO_NVME_QUEUE_H
 
 #include <endian.h>
 #include <linux/types.h>
@@ -258,4 +258,4 @@ int cpr_nvme_make_io_queues(struct nvme *n);
 int cpr_nvme_pair_of(struct nvme *n, unsigned int vector, unsigned int *qid,
 		     const char *what);
 
-#endif /* VFIO_CPR_VFIO_NVME_H */
+#endif /* VFIO_CPR_VFIO_NVME_QUEUE_H */
