@@ -245,6 +245,19 @@ static int edu_dma_check(struct cpr_vfio_dev *d, __u64 iova, void *vaddr,
 #define E1000_IVAR_VALID	0x8
 #define E1000_IVAR_OTHER_SHIFT	16
 #define E1000E_MSIX_VECTORS	5
+/*
+ * QEMU's e1000e throttles every interrupt it sends: it arms a timer of at
+ * least 128 us (ITR, or the vector's EITR with MSI-X; a guest cannot turn
+ * it off) and, in QEMU 7.2, aborts when that timer fires after the
+ * interrupt mode changed (assertions in e1000e_intrmgr_on_throttling_timer
+ * and _on_msix_throttling_timer).  So a raise waits for its timer before
+ * it returns, and with MSI or MSI-X the causes stay masked between raises:
+ * the interrupts QEMU sends on its own (a link status change after a
+ * reset) cannot arm a timer just before a test switches modes.  With INTx
+ * the causes stay enabled: a raise held pending by the INTx mask must
+ * still be asserted when it is unmasked.
+ */
+#define E1000E_THROTTLE_DRAIN_MS	2
 
 /* Receive queue 0 on vector 0, "other" causes (LSC) on @vector. */
 static __u32 e1000e_ivar(unsigned int vector)
@@ -278,7 +291,7 @@ static int e1000e_setup(struct cpr_vfio_dev *d, unsigned int index)
 		ret = e1000e_ack(d, index);
 	if (!ret && index == VFIO_PCI_MSIX_IRQ_INDEX)
 		ret = wr32(d, E1000_IVAR, e1000e_ivar(0));
-	if (!ret)
+	if (!ret && index == VFIO_PCI_INTX_IRQ_INDEX)
 		ret = wr32(d, E1000_IMS, E1000_IMS_BITS);
 	return ret;
 }
@@ -299,7 +312,16 @@ static int e1000e_raise(struct cpr_vfio_dev *d, unsigned int index,
 	/* A cause still set in ICR would not raise anything new. */
 	if (!ret)
 		ret = wr32(d, E1000_ICR, 0xffffffff);
-	return ret ? ret : wr32(d, E1000_ICS, E1000_ICR_LSC);
+	if (!ret)
+		ret = wr32(d, E1000_IMS, E1000_IMS_BITS);
+	if (!ret)
+		ret = wr32(d, E1000_ICS, E1000_ICR_LSC);
+	if (ret)
+		return ret;
+	sleep_ms(E1000E_THROTTLE_DRAIN_MS);
+	if (index == VFIO_PCI_INTX_IRQ_INDEX)
+		return 0;
+	return wr32(d, E1000_IMC, 0xffffffff);
 }
 
 /* ---- mtty ---- */
