@@ -5,6 +5,9 @@
  * serialised into a sealed memfd, and how the successor refuses anything
  * that is not exactly such a state.  The wire format is written out again
  * here from state.h, independently of the library, to craft bad input.
+ * And one section the library writes itself: a device's vector set
+ * ("<dev>_msi"), which must bring back exactly the MSI-X table entries in
+ * use, each with its own fds, through a serialised state.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -30,6 +33,7 @@
 #include "cpr_test_util.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/state.h"
+#include "vfio_cpr/vectors.h"
 
 /* The serialised form, as state.h describes it. */
 #define W_HDR_LEN	32
@@ -1504,6 +1508,258 @@ TEST(refusal_reasons_have_names)
 			 "the refusal reason CPR_STATE_ERROR_MAX");
 	assert_same_name(cpr_state_error_name(CPR_STATE_ETRUNCATED),
 			 "truncated", "the refusal reason CPR_STATE_ETRUNCATED");
+}
+
+/* ---- A vector set through the state ---- */
+
+#define VDEV		"0000:00:05.0"
+#define VSEC		VDEV "_msi"
+/* The "<dev>_msi" section, written out again: a header, 16 bytes a vector. */
+#define VSEC_HDR	16
+#define VSEC_VEC	16
+
+/* Serialise @st, parse it back (fds checked) and claim @VDEV's vectors. */
+static struct cpr_vectors *claim_back(struct cpr_state *st,
+				      struct cpr_state **back)
+{
+	struct cpr_vectors *vs = NULL;
+	size_t len;
+	void *buf;
+
+	cpr_test_state_to_buf(st, &buf, &len);
+	*back = expect_parsed(buf, len, CPR_PARSE_CHECK_FDS);
+	free(buf);
+	CPR_ASSERT_OK(cpr_vectors_claim(*back, VDEV, NULL, &vs),
+		      "claiming the vector set back from a serialised state failed");
+	return vs;
+}
+
+/* @got holds exactly @want's entries, table size, fds and vector state. */
+static void assert_same_set(const struct cpr_vectors *got,
+			    const struct cpr_vectors *want)
+{
+	unsigned int i;
+
+	CPR_ASSERT_EQ(got->table_size, want->table_size,
+		      "the claimed set's table size is not the saved one");
+	CPR_ASSERT_EQ(got->nr, want->nr,
+		      "%u vectors claimed of the %u saved (table of %u)",
+		      got->nr, want->nr, want->table_size);
+	for (i = 0; i < want->nr; i++) {
+		const struct cpr_vector *g = &got->v[i], *w = &want->v[i];
+
+		CPR_ASSERT_EQ(g->entry, w->entry,
+			      "claimed vector %u is entry %u, saved as entry %u",
+			      i, g->entry, w->entry);
+		CPR_ASSERT_EQ(g->kvm_fd, w->kvm_fd,
+			      "entry %u was claimed with another kvm_interrupt fd than it was saved with",
+			      w->entry);
+		CPR_ASSERT_EQ(g->interrupt_fd, w->interrupt_fd,
+			      "entry %u was claimed with another interrupt fd than it was saved with",
+			      w->entry);
+		CPR_ASSERT_TRUE(!memcmp(&g->msg, &w->msg, sizeof(g->msg)) &&
+				g->masked == w->masked &&
+				g->pending == w->pending &&
+				g->lapic_pending == w->lapic_pending,
+				"entry %u lost its message, mask or pending bits across the state",
+				w->entry);
+	}
+}
+
+static void close_set_fds(struct cpr_vectors *vs)
+{
+	unsigned int i;
+
+	for (i = 0; i < vs->nr; i++) {
+		close(vs->v[i].interrupt_fd);
+		close(vs->v[i].kvm_fd);
+	}
+}
+
+TEST(vector_set_is_claimed_by_entry_through_the_state)
+{
+	static const unsigned int entries[] = { 0, 1, 700, 1400, 2047 };
+	struct cpr_state *st = cpr_test_state_new(), *back;
+	struct cpr_vectors *vs, *got;
+	const __u32 *sec;
+	size_t len;
+	int pos;
+
+	CPR_ASSERT_OK(cpr_vectors_create_entries(st, VDEV, CPR_IRQ_MSIX, 2048,
+						 entries, ARRAY_SIZE(entries),
+						 CPR_VEC_INTERRUPT | CPR_VEC_KVM,
+						 &vs),
+		      "making a set of entries 0, 1, 700, 1400 and 2047 of 2048 failed");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, VDEV "_kvm_interrupt", 2047),
+		      vs->v[4].kvm_fd,
+		      "entry 2047's kvm_interrupt fd is not saved under index 2047");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, VDEV "_interrupt", 2), -1,
+		      "an fd was saved under index 2, an entry not in use");
+	pos = cpr_vectors_find(vs, 1400);
+	CPR_ASSERT_EQ(pos, 3, "cpr_vectors_find() of entry 1400");
+	CPR_ASSERT_EQ(cpr_vectors_find(vs, 2), -ENOENT,
+		      "cpr_vectors_find() found entry 2, which is not in use");
+	vs->v[3].masked = true;
+	vs->v[3].pending = true;
+	vs->v[4].lapic_pending = true;
+	vs->v[2].msg = cpr_msi_msg_make(0, 0x77);
+	CPR_ASSERT_OK(cpr_vectors_save(vs), "saving the sparse set failed");
+
+	sec = cpr_state_get_section(st, VSEC, &len);
+	CPR_ASSERT_TRUE(sec, "no section '%s' after the save", VSEC);
+	CPR_ASSERT_EQ(len, (size_t)VSEC_HDR + 5 * (VSEC_VEC + 4),
+		      "the section of 5 sparse vectors is not a header, 5 records and 5 entries long");
+	CPR_ASSERT_TRUE(sec[0] == 2 && sec[2] == 5 && sec[3] == 2048,
+			"the sparse set's section says version %u, %u vectors, a table of %u; want 2, 5, 2048",
+			sec[0], sec[2], sec[3]);
+	CPR_ASSERT_EQ(sec[4 + 5 * 4 + 4], 2047u,
+		      "the section does not name entry 2047 last");
+
+	got = claim_back(st, &back);
+	assert_same_set(got, vs);
+	CPR_ASSERT_TRUE(got->reused, "the claimed set is not marked reused");
+	cpr_vectors_free(got, false);
+	cpr_state_free(back);
+	close_set_fds(vs);
+	cpr_vectors_free(vs, false);
+	cpr_state_free(st);
+}
+
+TEST(vectors_added_to_a_set_are_claimed_with_it)
+{
+	static const unsigned int entries[] = { 0, 1, 1024 };
+	static const unsigned int more[] = { 2, 3, 2047 };
+	struct cpr_state *st = cpr_test_state_new(), *back;
+	struct cpr_vectors *vs, *got;
+	int kvm1024;
+
+	CPR_ASSERT_OK(cpr_vectors_create_entries(st, VDEV, CPR_IRQ_MSIX, 2048,
+						 entries, ARRAY_SIZE(entries),
+						 CPR_VEC_INTERRUPT | CPR_VEC_KVM,
+						 &vs),
+		      "making a set of entries 0, 1 and 1024 of 2048 failed");
+	kvm1024 = vs->v[2].kvm_fd;
+	CPR_ASSERT_OK(cpr_vectors_add(vs, more, ARRAY_SIZE(more),
+				      CPR_VEC_INTERRUPT | CPR_VEC_KVM),
+		      "adding entries 2, 3 and 2047 failed");
+	CPR_ASSERT_TRUE(vs->nr == 6 && vs->v[2].entry == 2 &&
+			vs->v[4].entry == 1024 && vs->v[5].entry == 2047,
+			"the set after the addition is not entries 0-3, 1024, 2047 in order");
+	CPR_ASSERT_EQ(vs->v[4].kvm_fd, kvm1024,
+		      "entry 1024 moved in the set but lost its fd");
+	CPR_ASSERT_EQ(cpr_state_find_fd(st, VDEV "_kvm_interrupt", 2047),
+		      vs->v[5].kvm_fd,
+		      "the added entry 2047's kvm_interrupt fd is not saved under index 2047");
+	cpr_log_set_quiet(true);
+	CPR_ASSERT_EQ(cpr_vectors_add(vs, more, 1, CPR_VEC_KVM), -EEXIST,
+		      "adding entry 2 a second time was not refused as in use");
+	CPR_ASSERT_EQ(cpr_vectors_add(vs, (const unsigned int[]){ 9, 5 }, 2,
+				      CPR_VEC_KVM), -EINVAL,
+		      "adding entries 9, 5 (not ascending) was not refused");
+	cpr_log_set_quiet(false);
+	CPR_ASSERT_EQ(vs->nr, 6u, "a refused addition changed the set");
+	CPR_ASSERT_OK(cpr_vectors_save(vs), "saving the grown set failed");
+
+	got = claim_back(st, &back);
+	assert_same_set(got, vs);
+	cpr_vectors_free(got, false);
+	cpr_state_free(back);
+	close_set_fds(vs);
+	cpr_vectors_free(vs, false);
+	cpr_state_free(st);
+}
+
+/*
+ * Entries 0 .. nr - 1 keep the section's first layout, which successors
+ * built before sparse sets claim; and a section such a predecessor wrote
+ * (the table-size word reserved, 0) is claimed as entries 0 .. nr - 1.
+ */
+TEST(vector_set_from_entry_0_keeps_the_first_layout)
+{
+	struct cpr_state *st = cpr_test_state_new(), *back;
+	struct cpr_vectors *vs, *got;
+	unsigned char old[VSEC_HDR + 3 * VSEC_VEC] = { 0 };
+	const __u32 *sec;
+	unsigned int i;
+	size_t len;
+
+	CPR_ASSERT_OK(cpr_vectors_create_entries(st, VDEV, CPR_IRQ_MSIX, 64,
+						 NULL, 4, CPR_VEC_KVM, &vs),
+		      "making entries 0-3 of a table of 64 failed");
+	CPR_ASSERT_OK(cpr_vectors_save(vs), "saving entries 0-3 failed");
+	sec = cpr_state_get_section(st, VSEC, &len);
+	CPR_ASSERT_TRUE(sec && len == VSEC_HDR + 4 * VSEC_VEC && sec[0] == 1 &&
+			sec[3] == 64,
+			"entries 0-3 of 64 were not saved as version 1 (%zu bytes, version %u, table %u)",
+			len, sec ? sec[0] : 0, sec ? sec[3] : 0);
+	got = claim_back(st, &back);
+	assert_same_set(got, vs);
+	cpr_vectors_free(got, false);
+	cpr_state_free(back);
+
+	/* As a predecessor without sparse sets wrote it. */
+	put32(old, 0, 1);
+	put32(old, 4, CPR_IRQ_MSIX);
+	put32(old, 8, 3);
+	for (i = 0; i < 3; i++) {
+		put32(old, VSEC_HDR + i * VSEC_VEC, 0xfee00000);
+		put32(old, VSEC_HDR + i * VSEC_VEC + 8, 0x40 + i);
+	}
+	cpr_test_set_section(st, VSEC, old, sizeof(old));
+	got = claim_back(st, &back);
+	CPR_ASSERT_TRUE(got->nr == 3 && got->table_size == 3 &&
+			got->v[2].entry == 2 && got->v[2].msg.data == 0x42 &&
+			got->v[2].kvm_fd == vs->v[2].kvm_fd,
+			"a version 1 section of 3 vectors was not claimed as entries 0-2 of a table of 3 with their fds");
+	cpr_vectors_free(got, false);
+	cpr_state_free(back);
+	close_set_fds(vs);
+	cpr_vectors_free(vs, false);
+	cpr_state_free(st);
+}
+
+/* A section naming entries out of order or outside its table. */
+static void expect_section_refused(const char *what, __u32 table,
+				   const __u32 *entries, unsigned int nr,
+				   const char *word)
+{
+	unsigned char sec[VSEC_HDR + 4 * (VSEC_VEC + 4)] = { 0 };
+	size_t len = VSEC_HDR + nr * (VSEC_VEC + 4);
+	struct cpr_state *st = cpr_test_state_new();
+	struct cpr_vectors *vs = NULL;
+	unsigned int i;
+
+	put32(sec, 0, 2);
+	put32(sec, 4, CPR_IRQ_MSIX);
+	put32(sec, 8, nr);
+	put32(sec, 12, table);
+	for (i = 0; i < nr; i++)
+		put32(sec, VSEC_HDR + nr * VSEC_VEC + 4 * i, entries[i]);
+	cpr_test_set_section(st, VSEC, sec, len);
+	cpr_log_set_quiet(true);
+	CPR_ASSERT_EQ(cpr_vectors_claim(st, VDEV, NULL, &vs), -EBADMSG,
+		      "a vector section with %s was not refused as malformed",
+		      what);
+	cpr_log_set_quiet(false);
+	CPR_ASSERT_TRUE(!vs, "the refused claim of a section with %s gave a set",
+			what);
+	CPR_ASSERT_TRUE(said(word),
+			"the refusal of a section with %s does not say \"%s\": \"%s\"",
+			what, word, cpr_last_error());
+	cpr_state_free(st);
+}
+
+TEST(vector_section_with_bad_entries_is_refused)
+{
+	expect_section_refused("entries 5, 3", 8, (const __u32[]){ 5, 3 }, 2,
+			       "out of order");
+	expect_section_refused("entry 7 twice", 8, (const __u32[]){ 7, 7 }, 2,
+			       "out of order");
+	expect_section_refused("entry 8 of a table of 8", 8,
+			       (const __u32[]){ 0, 8 }, 2, "beyond its table");
+	expect_section_refused("a table of 4096", 4096,
+			       (const __u32[]){ 0, 4095 }, 2, "4096");
+	expect_section_refused("no vectors", 8, NULL, 0, "vectors");
 }
 
 TEST_HARNESS_MAIN

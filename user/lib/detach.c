@@ -79,7 +79,7 @@ int cpr_vectors_detach(struct cpr_vectors *vs)
 		ret = cpr_vm_irqfd_deassign(vs->vm, v->kvm_fd, v->virq);
 		if (ret)
 			return cpr_err(ret, "%s: handoff: detaching vector %u (eventfd %d, GSI %d)",
-				       vs->dev, i, v->kvm_fd, v->virq);
+				       vs->dev, v->entry, v->kvm_fd, v->virq);
 		v->attached = false;
 	}
 

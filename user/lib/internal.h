@@ -73,6 +73,23 @@ int cpr_vm_live(struct cpr_vm *vm, const char *what);
  * (naming a bad fd).
  */
 int cpr_vector_irqfd(struct cpr_vectors *vs, unsigned int i);
+/*
+ * vectors.c, for the section and the claim (vectors_state.c): "<dev>_<name>"
+ * into @buf, and an empty set of @nr vectors of a table of @table_size,
+ * entries 0 .. @nr - 1, no fds (NULL, reported, if the sizes are wrong).
+ */
+int cpr_vector_fd_name(char *buf, size_t size, const char *dev,
+		       const char *name);
+struct cpr_vectors *cpr_vectors_alloc(struct cpr_state *st, const char *dev,
+				      int type, unsigned int table_size,
+				      unsigned int nr);
+/*
+ * vectors.c, for the interrupts (vfio_irq.c): take the vectors of the @nr
+ * entries @entries out of @vs again (their irqfds, routes and fds, and the
+ * fds' entries in the state), when the device refused them.
+ */
+void cpr_vectors_drop(struct cpr_vectors *vs, const unsigned int *entries,
+		      unsigned int nr);
 
 /*
  * detach.c, for the relay: check that @vss are the sets of a handoff of

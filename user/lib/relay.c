@@ -79,13 +79,13 @@ static void relay_one(struct cpr_relay *r, unsigned int k)
 		if (ret)
 			relay_fail(r, cpr_err(ret,
 					      "%s: relay: injecting vector %u (%llu signals read from eventfd %d)",
-					      vs->dev, i,
+					      vs->dev, v->entry,
 					      (unsigned long long)count,
 					      v->kvm_fd));
 	} else if (n >= 0 || errno != EAGAIN) {
 		relay_fail(r, cpr_err(n < 0 ? -errno : -EIO,
 				      "%s: relay: reading eventfd %d of vector %u",
-				      vs->dev, v->kvm_fd, i));
+				      vs->dev, v->kvm_fd, v->entry));
 	}
 }
 
@@ -242,7 +242,7 @@ int cpr_vectors_relay(struct cpr_vm *vm, struct cpr_vectors *const *vss,
 			ret = cpr_vm_irqfd_deassign(vm, v->kvm_fd, v->virq);
 			if (ret) {
 				cpr_err(ret, "%s: relay: detaching vector %u (eventfd %d, GSI %d)",
-					vs->dev, j, v->kvm_fd, v->virq);
+					vs->dev, v->entry, v->kvm_fd, v->virq);
 				goto undo;
 			}
 			v->attached = false;
@@ -253,7 +253,7 @@ int cpr_vectors_relay(struct cpr_vm *vm, struct cpr_vectors *const *vss,
 			if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, v->kvm_fd, &ev)) {
 				ret = cpr_err(-errno,
 					      "%s: relay: adding eventfd %d of vector %u to epoll fd %d",
-					      vs->dev, v->kvm_fd, j, r->epfd);
+					      vs->dev, v->kvm_fd, v->entry, r->epfd);
 				goto undo;
 			}
 		}

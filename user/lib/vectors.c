@@ -2,7 +2,8 @@
 /*
  * Interrupt vectors of one device and their eventfds, preserved across a
  * handoff and claimed back by the successor without touching the device.
- * Their leaving a VM for a handoff is in detach.c, the relay in relay.c.
+ * Their section in the state and the claim are in vectors_state.c, their
+ * leaving a VM for a handoff in detach.c, the relay in relay.c.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -20,27 +21,6 @@
 
 #include "internal.h"
 
-/* Layout of the "<dev>_msi" section. */
-#define CPR_MSI_SEC_VERSION	1
-
-#define CPR_VEC_F_MASKED	0x1
-#define CPR_VEC_F_PENDING	0x2
-#define CPR_VEC_F_LAPIC_PENDING	0x4
-
-struct cpr_msi_sec_hdr {
-	__u32 version;
-	__u32 type;
-	__u32 nr;
-	__u32 reserved;
-};
-
-struct cpr_msi_sec_vec {
-	__u32 addr_lo;
-	__u32 addr_hi;
-	__u32 data;
-	__u32 flags;
-};
-
 const char *cpr_irq_type_name(int type)
 {
 	switch (type) {
@@ -56,7 +36,8 @@ const char *cpr_irq_type_name(int type)
 	return "invalid";
 }
 
-static int fd_name(char *buf, size_t size, const char *dev, const char *name)
+int cpr_vector_fd_name(char *buf, size_t size, const char *dev,
+		       const char *name)
 {
 	int n = snprintf(buf, size, "%s_%s", dev, name);
 
@@ -73,7 +54,7 @@ static int notifier_init(struct cpr_state *st, const char *dev,
 	char fdname[CPR_NAME_MAX + 1];
 	int ret, efd;
 
-	ret = fd_name(fdname, sizeof(fdname), dev, name);
+	ret = cpr_vector_fd_name(fdname, sizeof(fdname), dev, name);
 	if (ret)
 		return ret;
 
@@ -108,16 +89,31 @@ void cpr_notifier_cleanup(struct cpr_state *st, const char *dev,
 {
 	char fdname[CPR_NAME_MAX + 1];
 
-	if (!fd_name(fdname, sizeof(fdname), dev, name))
+	if (!cpr_vector_fd_name(fdname, sizeof(fdname), dev, name))
 		cpr_state_delete_fd(st, fdname, nr);
 	if (*fd >= 0)
 		close(*fd);
 	*fd = -1;
 }
 
-static struct cpr_vectors *vectors_alloc(struct cpr_state *st,
-					 const char *dev, int type,
-					 unsigned int nr)
+/* A set's v[] is allocated with it, until cpr_vectors_add() grows it. */
+static bool v_inline(const struct cpr_vectors *vs)
+{
+	return vs->v == (struct cpr_vector *)(vs + 1);
+}
+
+static void vector_init(struct cpr_vector *v, unsigned int entry)
+{
+	memset(v, 0, sizeof(*v));
+	v->entry = entry;
+	v->interrupt_fd = -1;
+	v->kvm_fd = -1;
+	v->virq = -1;
+}
+
+struct cpr_vectors *cpr_vectors_alloc(struct cpr_state *st, const char *dev,
+				      int type, unsigned int table_size,
+				      unsigned int nr)
 {
 	struct cpr_vectors *vs;
 	unsigned int i;
@@ -127,9 +123,10 @@ static struct cpr_vectors *vectors_alloc(struct cpr_state *st,
 			dev ? dev : "", CPR_DEV_NAME_MAX - 1);
 		return NULL;
 	}
-	if (!nr || nr > CPR_VECTORS_MAX) {
-		cpr_err(-EINVAL, "%s: %u %s vectors, must be 1..%d",
-			dev, nr, cpr_irq_type_name(type), CPR_VECTORS_MAX);
+	if (!nr || nr > table_size || table_size > CPR_VECTORS_MAX) {
+		cpr_err(-EINVAL, "%s: %u %s vectors of a table of %u, must be 1..%u of at most %d",
+			dev, nr, cpr_irq_type_name(type), table_size,
+			table_size, CPR_VECTORS_MAX);
 		return NULL;
 	}
 	vs = calloc(1, sizeof(*vs) + nr * sizeof(vs->v[0]));
@@ -140,13 +137,30 @@ static struct cpr_vectors *vectors_alloc(struct cpr_state *st,
 	vs->st = st;
 	vs->type = type;
 	vs->nr = nr;
+	vs->table_size = table_size;
+	vs->v = (struct cpr_vector *)(vs + 1);
 	strcpy(vs->dev, dev);
-	for (i = 0; i < nr; i++) {
-		vs->v[i].interrupt_fd = -1;
-		vs->v[i].kvm_fd = -1;
-		vs->v[i].virq = -1;
-	}
+	for (i = 0; i < nr; i++)
+		vector_init(&vs->v[i], i);
 	return vs;
+}
+
+/* @entries (NULL: 0 .. @nr - 1) ascending, each below @table_size. */
+static int entries_check(const char *dev, unsigned int table_size,
+			 const unsigned int *entries, unsigned int nr)
+{
+	unsigned int i;
+
+	for (i = 0; entries && i < nr; i++) {
+		if (entries[i] >= table_size)
+			return cpr_err(-EINVAL, "%s: entry %u is beyond the table of %u",
+				       dev, entries[i], table_size);
+		if (i && entries[i] <= entries[i - 1])
+			return cpr_err(-EINVAL,
+				       "%s: entry %u given after entry %u: entries must ascend",
+				       dev, entries[i], entries[i - 1]);
+	}
+	return 0;
 }
 
 /*
@@ -154,78 +168,99 @@ static struct cpr_vectors *vectors_alloc(struct cpr_state *st,
  * halfway: the eventfds of @nr vectors that @st does not hold yet.
  */
 static int check_fd_budget(struct cpr_state *st, const char *dev,
-			   unsigned int nr, unsigned int flags)
+			   const unsigned int *entries, unsigned int nr,
+			   unsigned int flags)
 {
 	char name[2][CPR_NAME_MAX + 1], what[CPR_DEV_NAME_MAX + 64];
 	unsigned long long need = 0;
-	unsigned int i;
+	unsigned int i, e;
 
-	if (fd_name(name[0], sizeof(name[0]), dev, CPR_NOTIFY_INTERRUPT) ||
-	    fd_name(name[1], sizeof(name[1]), dev, CPR_NOTIFY_KVM))
+	if (cpr_vector_fd_name(name[0], sizeof(name[0]), dev,
+			       CPR_NOTIFY_INTERRUPT) ||
+	    cpr_vector_fd_name(name[1], sizeof(name[1]), dev, CPR_NOTIFY_KVM))
 		return -ENAMETOOLONG;
 	for (i = 0; i < nr; i++) {
+		e = entries ? entries[i] : i;
 		need += (flags & CPR_VEC_INTERRUPT) &&
-			cpr_state_find_fd(st, name[0], i) < 0;
+			cpr_state_find_fd(st, name[0], e) < 0;
 		need += (flags & CPR_VEC_KVM) &&
-			cpr_state_find_fd(st, name[1], i) < 0;
+			cpr_state_find_fd(st, name[1], e) < 0;
 	}
 	snprintf(what, sizeof(what), "%s: %u vectors need %llu new eventfds",
 		 dev, nr, need);
 	return cpr_fd_room(need, what);
 }
 
-int cpr_vectors_create(struct cpr_state *st, const char *dev, int type,
-		       unsigned int nr, unsigned int flags,
-		       struct cpr_vectors **out)
+/*
+ * The fds @flags asks for, for @v (under its entry), its MSI message that
+ * of the @k-th vector of cpr_vectors_create(); what was created (not
+ * reused) is noted in *@made.
+ */
+static int vector_make(struct cpr_state *st, const char *dev,
+		       struct cpr_vector *v, unsigned int k,
+		       unsigned int flags, __u8 *made)
+{
+	int ret = 0;
+
+	v->msg = cpr_msi_msg_make(0, CPR_VECTOR_FIRST +
+				  k % (256 - CPR_VECTOR_FIRST));
+	if (flags & CPR_VEC_INTERRUPT) {
+		ret = notifier_init(st, dev, CPR_NOTIFY_INTERRUPT, v->entry,
+				    &v->interrupt_fd);
+		*made |= ret > 0 ? CPR_VEC_INTERRUPT : 0;
+	}
+	if (ret >= 0 && (flags & CPR_VEC_KVM)) {
+		ret = notifier_init(st, dev, CPR_NOTIFY_KVM, v->entry,
+				    &v->kvm_fd);
+		*made |= ret > 0 ? CPR_VEC_KVM : 0;
+	}
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * Undo only what vector_make() created: a reused fd belongs to the
+ * handed-off state and stays there.
+ */
+static void vector_unmake(struct cpr_state *st, const char *dev,
+			  struct cpr_vector *v, __u8 made)
+{
+	if (made & CPR_VEC_INTERRUPT)
+		cpr_notifier_cleanup(st, dev, CPR_NOTIFY_INTERRUPT, v->entry,
+				     &v->interrupt_fd);
+	if (made & CPR_VEC_KVM)
+		cpr_notifier_cleanup(st, dev, CPR_NOTIFY_KVM, v->entry,
+				     &v->kvm_fd);
+}
+
+int cpr_vectors_create_entries(struct cpr_state *st, const char *dev,
+			       int type, unsigned int table_size,
+			       const unsigned int *entries, unsigned int nr,
+			       unsigned int flags, struct cpr_vectors **out)
 {
 	struct cpr_vectors *vs;
 	__u8 *made;
 	unsigned int i;
 	int ret;
 
-	ret = check_fd_budget(st, dev, nr, flags);
-	if (ret)
-		return ret;
-	vs = vectors_alloc(st, dev, type, nr);
-	ret = 0;
+	vs = cpr_vectors_alloc(st, dev, type, table_size, nr);
 	if (!vs)
 		return -EINVAL;
-	made = calloc(nr, sizeof(*made));
+	ret = entries_check(dev, table_size, entries, nr);
+	if (!ret)
+		ret = check_fd_budget(st, dev, entries, nr, flags);
+	made = ret ? NULL : calloc(nr, sizeof(*made));
 	if (!made) {
 		free(vs);
-		return cpr_err(-ENOMEM, "%s: %u vectors", dev, nr);
+		return ret ? ret : cpr_err(-ENOMEM, "%s: %u vectors", dev, nr);
 	}
 
-	for (i = 0; i < nr && ret >= 0; i++) {
-		struct cpr_vector *v = &vs->v[i];
-
-		v->msg = cpr_msi_msg_make(0, CPR_VECTOR_FIRST +
-					  i % (256 - CPR_VECTOR_FIRST));
-		if (flags & CPR_VEC_INTERRUPT) {
-			ret = notifier_init(st, dev, CPR_NOTIFY_INTERRUPT, i,
-					    &v->interrupt_fd);
-			made[i] |= ret > 0 ? CPR_VEC_INTERRUPT : 0;
-		}
-		if (ret >= 0 && (flags & CPR_VEC_KVM)) {
-			ret = notifier_init(st, dev, CPR_NOTIFY_KVM, i,
-					    &v->kvm_fd);
-			made[i] |= ret > 0 ? CPR_VEC_KVM : 0;
-		}
+	for (i = 0; i < nr && !ret; i++) {
+		vs->v[i].entry = entries ? entries[i] : i;
+		ret = vector_make(st, dev, &vs->v[i], i, flags, &made[i]);
 	}
-	if (ret < 0) {
-		/*
-		 * Undo only what this call made: a reused fd belongs to the
-		 * handed-off state and stays there.
-		 */
-		for (i = 0; i < nr; i++) {
-			if (made[i] & CPR_VEC_INTERRUPT)
-				cpr_notifier_cleanup(st, dev,
-						     CPR_NOTIFY_INTERRUPT, i,
-						     &vs->v[i].interrupt_fd);
-			if (made[i] & CPR_VEC_KVM)
-				cpr_notifier_cleanup(st, dev, CPR_NOTIFY_KVM,
-						     i, &vs->v[i].kvm_fd);
-		}
+	if (ret) {
+		for (i = 0; i < nr; i++)
+			vector_unmake(st, dev, &vs->v[i], made[i]);
 		free(made);
 		free(vs);
 		return ret;
@@ -233,6 +268,14 @@ int cpr_vectors_create(struct cpr_state *st, const char *dev, int type,
 	free(made);
 	*out = vs;
 	return 0;
+}
+
+int cpr_vectors_create(struct cpr_state *st, const char *dev, int type,
+		       unsigned int nr, unsigned int flags,
+		       struct cpr_vectors **out)
+{
+	return cpr_vectors_create_entries(st, dev, type, nr, NULL, nr, flags,
+					  out);
 }
 
 static void vector_detach_vm(struct cpr_vectors *vs, unsigned int i)
@@ -263,16 +306,19 @@ void cpr_vectors_free(struct cpr_vectors *vs, bool cleanup)
 				vector_detach_vm(vs, i);
 			if (v->interrupt_fd >= 0)
 				cpr_notifier_cleanup(vs->st, vs->dev,
-						     CPR_NOTIFY_INTERRUPT, i,
+						     CPR_NOTIFY_INTERRUPT,
+						     v->entry,
 						     &v->interrupt_fd);
 			if (v->kvm_fd >= 0)
 				cpr_notifier_cleanup(vs->st, vs->dev,
-						     CPR_NOTIFY_KVM, i,
+						     CPR_NOTIFY_KVM, v->entry,
 						     &v->kvm_fd);
 		}
 		if (vs->vm && !cpr_vm_priv(vs->vm)->quiesced)
 			cpr_vm_routes_commit(vs->vm);
 	}
+	if (!v_inline(vs))
+		free(vs->v);
 	free(vs);
 }
 
@@ -282,8 +328,25 @@ static struct cpr_vector *vector_at(struct cpr_vectors *vs, unsigned int i,
 {
 	if (i < vs->nr)
 		return &vs->v[i];
-	cpr_err(-EINVAL, "%s: %s vector %u of %u", vs->dev, what, i, vs->nr);
+	cpr_err(-EINVAL, "%s: %s vector %u of %u (a position, not an entry)",
+		vs->dev, what, i, vs->nr);
 	return NULL;
+}
+
+int cpr_vectors_find(const struct cpr_vectors *vs, unsigned int entry)
+{
+	unsigned int lo = 0, hi = vs->nr, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (vs->v[mid].entry == entry)
+			return mid;
+		if (vs->v[mid].entry < entry)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -ENOENT;
 }
 
 int cpr_vectors_set_msg(struct cpr_vectors *vs, unsigned int i,
@@ -296,7 +359,7 @@ int cpr_vectors_set_msg(struct cpr_vectors *vs, unsigned int i,
 		return -EINVAL;
 	if (v->relayed)
 		return cpr_err(-EBUSY, "%s: new message for vector %u while it is relayed",
-			       vs->dev, i);
+			       vs->dev, v->entry);
 	v->msg = *msg;
 	if (v->virq < 0)
 		return 0;
@@ -324,16 +387,17 @@ int cpr_vector_irqfd(struct cpr_vectors *vs, unsigned int i)
 	if (kind == -EBADF)
 		return cpr_err(ret,
 			       "%s: attaching %s vector %u to GSI %d: its fd '%s_%s'[%u] = %d is not open",
-			       vs->dev, cpr_irq_type_name(vs->type), i,
-			       v->virq, vs->dev, CPR_NOTIFY_KVM, i, v->kvm_fd);
+			       vs->dev, cpr_irq_type_name(vs->type), v->entry,
+			       v->virq, vs->dev, CPR_NOTIFY_KVM, v->entry,
+			       v->kvm_fd);
 	if (kind >= 0 && kind != CPR_FD_EVENTFD)
 		return cpr_err(ret,
 			       "%s: attaching %s vector %u to GSI %d: its fd '%s_%s'[%u] = %d is a %s, not an eventfd (wrong kind)",
-			       vs->dev, cpr_irq_type_name(vs->type), i,
-			       v->virq, vs->dev, CPR_NOTIFY_KVM, i, v->kvm_fd,
-			       cpr_fd_kind_name(kind));
+			       vs->dev, cpr_irq_type_name(vs->type), v->entry,
+			       v->virq, vs->dev, CPR_NOTIFY_KVM, v->entry,
+			       v->kvm_fd, cpr_fd_kind_name(kind));
 	return cpr_err(ret, "%s: attaching %s vector %u (eventfd %d) to GSI %d",
-		       vs->dev, cpr_irq_type_name(vs->type), i,
+		       vs->dev, cpr_irq_type_name(vs->type), v->entry,
 		       v->kvm_fd, v->virq);
 }
 
@@ -348,18 +412,27 @@ static void vectors_unroute(struct cpr_vectors *vs)
 	vs->vm = NULL;
 }
 
-/* Routes for every vector with a kvm fd, one commit, irqfds if unmasked. */
+/*
+ * Routes in @vm for every vector with a kvm fd and no route yet, one
+ * commit, irqfds if unmasked; on failure those are undone (and a set
+ * that had no route at all is in no VM again).
+ */
 static int vectors_route(struct cpr_vectors *vs, struct cpr_vm *vm)
 {
-	unsigned int i;
+	unsigned int i, k, n = 0, *pos;
+	bool fresh = !vs->vm;
 	int ret = 0;
 
+	pos = malloc((vs->nr + 1) * sizeof(*pos));
+	if (!pos)
+		return cpr_err(-ENOMEM, "%s: routing %u vectors", vs->dev,
+			       vs->nr);
 	vs->vm = vm;
 	for (i = 0; i < vs->nr && !ret; i++) {
 		struct cpr_vector *v = &vs->v[i];
 		int gsi;
 
-		if (v->kvm_fd < 0)
+		if (v->kvm_fd < 0 || v->virq >= 0)
 			continue;
 		gsi = cpr_vm_gsi_alloc(vm);
 		if (gsi < 0) {
@@ -367,15 +440,22 @@ static int vectors_route(struct cpr_vectors *vs, struct cpr_vm *vm)
 			break;
 		}
 		v->virq = gsi;
+		pos[n++] = i;
 		ret = cpr_vm_route_msi(vm, gsi, &v->msg);
 	}
 	if (!ret)
 		ret = cpr_vm_routes_commit(vm);
-	for (i = 0; i < vs->nr && !ret; i++)
-		if (vs->v[i].virq >= 0 && !vs->v[i].masked)
-			ret = cpr_vector_irqfd(vs, i);
-	if (ret)
+	for (k = 0; k < n && !ret; k++)
+		if (!vs->v[pos[k]].masked)
+			ret = cpr_vector_irqfd(vs, pos[k]);
+	if (ret && fresh) {
 		vectors_unroute(vs);
+	} else if (ret) {
+		for (k = 0; k < n; k++)
+			vector_detach_vm(vs, pos[k]);
+		cpr_vm_routes_commit(vm);
+	}
+	free(pos);
 	return ret;
 }
 
@@ -393,7 +473,7 @@ static int vectors_reinject(struct cpr_vectors *vs)
 		ret = cpr_vm_signal_msi(vs->vm, &v->msg);
 		if (ret)
 			return cpr_err(ret, "%s: re-injecting pending vector %u",
-				       vs->dev, i);
+				       vs->dev, v->entry);
 		v->lapic_pending = false;
 	}
 	return 0;
@@ -415,6 +495,110 @@ int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm)
 	return ret;
 }
 
+/* The set's vectors and @nr new ones for @entries, merged by entry. */
+static struct cpr_vector *vectors_merged(const struct cpr_vectors *vs,
+					 const unsigned int *entries,
+					 unsigned int nr)
+{
+	struct cpr_vector *v = malloc((vs->nr + nr) * sizeof(*v));
+	unsigned int i = 0, k = 0, n = 0;
+
+	while (v && (i < vs->nr || k < nr)) {
+		if (k == nr || (i < vs->nr && vs->v[i].entry < entries[k]))
+			v[n++] = vs->v[i++];
+		else
+			vector_init(&v[n++], entries[k++]);
+	}
+	return v;
+}
+
+int cpr_vectors_add(struct cpr_vectors *vs, const unsigned int *entries,
+		    unsigned int nr, unsigned int flags)
+{
+	struct cpr_vector *old = vs->v, *v;
+	unsigned int i, k, old_nr = vs->nr;
+	__u8 *made;
+	int ret;
+
+	for (i = 0; i < vs->nr; i++)
+		if (vs->v[i].relayed)
+			return cpr_err(-EBUSY, "%s: adding vectors while vector %u is relayed",
+				       vs->dev, vs->v[i].entry);
+	if (vs->vm && cpr_vm_priv(vs->vm)->quiesced)
+		return cpr_err(-ESHUTDOWN, "%s: adding vectors in a VM quiesced for a handoff",
+			       vs->dev);
+	if (!nr || !entries || vs->nr + nr > vs->table_size)
+		return cpr_err(-EINVAL, "%s: adding %u vectors to %u of a table of %u",
+			       vs->dev, nr, vs->nr, vs->table_size);
+	ret = entries_check(vs->dev, vs->table_size, entries, nr);
+	for (k = 0; k < nr && !ret; k++)
+		if (cpr_vectors_find(vs, entries[k]) >= 0)
+			ret = cpr_err(-EEXIST, "%s: adding %s entry %u: already in use",
+				      vs->dev, cpr_irq_type_name(vs->type),
+				      entries[k]);
+	if (!ret)
+		ret = check_fd_budget(vs->st, vs->dev, entries, nr, flags);
+	if (ret)
+		return ret;
+	v = vectors_merged(vs, entries, nr);
+	made = calloc(nr, sizeof(*made));
+	if (!v || !made) {
+		free(v);
+		free(made);
+		return cpr_err(-ENOMEM, "%s: adding %u vectors", vs->dev, nr);
+	}
+	for (i = 0, k = 0; i < old_nr + nr && !ret; i++)
+		if (k < nr && v[i].entry == entries[k]) {
+			ret = vector_make(vs->st, vs->dev, &v[i], old_nr + k,
+					  flags, &made[k]);
+			k++;
+		}
+	vs->v = v;
+	vs->nr = old_nr + nr;
+	if (!ret && vs->vm)
+		ret = vectors_route(vs, vs->vm);
+	if (ret) {
+		for (i = 0, k = 0; i < vs->nr && k < nr; i++)
+			if (v[i].entry == entries[k])
+				vector_unmake(vs->st, vs->dev, &v[i], made[k++]);
+		vs->v = old;
+		vs->nr = old_nr;
+		free(v);
+	} else if (old != (struct cpr_vector *)(vs + 1)) {
+		free(old);	/* v[] of an earlier cpr_vectors_add() */
+	}
+	free(made);
+	return ret;
+}
+
+void cpr_vectors_drop(struct cpr_vectors *vs, const unsigned int *entries,
+		      unsigned int nr)
+{
+	unsigned int i, k, n = 0;
+	int pos;
+
+	for (k = 0; k < nr; k++) {
+		pos = cpr_vectors_find(vs, entries[k]);
+		if (pos < 0)
+			continue;
+		if (vs->vm)
+			vector_detach_vm(vs, pos);
+		if (vs->v[pos].interrupt_fd >= 0)
+			vector_unmake(vs->st, vs->dev, &vs->v[pos],
+				      CPR_VEC_INTERRUPT);
+		if (vs->v[pos].kvm_fd >= 0)
+			vector_unmake(vs->st, vs->dev, &vs->v[pos],
+				      CPR_VEC_KVM);
+		vs->v[pos].virq = -2;	/* gone: squeezed out below */
+	}
+	if (vs->vm && !cpr_vm_priv(vs->vm)->quiesced)
+		cpr_vm_routes_commit(vs->vm);
+	for (i = 0; i < vs->nr; i++)
+		if (vs->v[i].virq != -2)
+			vs->v[n++] = vs->v[i];
+	vs->nr = n;
+}
+
 int cpr_vectors_mask(struct cpr_vectors *vs, unsigned int i)
 {
 	struct cpr_vector *v = vector_at(vs, i, "mask");
@@ -424,7 +608,7 @@ int cpr_vectors_mask(struct cpr_vectors *vs, unsigned int i)
 		return -EINVAL;
 	if (v->relayed)
 		return cpr_err(-EBUSY, "%s: masking vector %u while it is relayed",
-			       vs->dev, i);
+			       vs->dev, v->entry);
 	if (v->attached) {
 		ret = cpr_vm_irqfd_deassign(vs->vm, v->kvm_fd, v->virq);
 		if (ret)
@@ -444,14 +628,14 @@ int cpr_vectors_unmask(struct cpr_vectors *vs, unsigned int i)
 		return -EINVAL;
 	if (v->relayed)
 		return cpr_err(-EBUSY, "%s: unmasking vector %u while it is relayed",
-			       vs->dev, i);
+			       vs->dev, v->entry);
 	v->masked = false;
 	if (v->pending && vs->vm) {
 		/* The PBA bit: deliver what was raised while masked. */
 		ret = cpr_vm_signal_msi(vs->vm, &v->msg);
 		if (ret)
 			return cpr_err(ret, "%s: delivering pending vector %u on unmask",
-				       vs->dev, i);
+				       vs->dev, v->entry);
 		v->pending = false;
 	}
 	/* Attaching also injects what accumulated in the eventfd. */
@@ -508,116 +692,4 @@ int cpr_vectors_poll(struct cpr_vectors *vs)
 		}
 	}
 	return seen;
-}
-
-static int msi_section_name(char *buf, size_t size, const char *dev)
-{
-	int n = snprintf(buf, size, "%s%s", dev, CPR_SEC_MSI_SUFFIX);
-
-	if (n < 0 || (size_t)n >= size)
-		return cpr_err(-ENAMETOOLONG, "section name for device '%s'",
-			       dev);
-	return 0;
-}
-
-int cpr_vectors_save(struct cpr_vectors *vs)
-{
-	char name[CPR_NAME_MAX + 1];
-	struct cpr_msi_sec_hdr *h;
-	struct cpr_msi_sec_vec *sv;
-	size_t len = sizeof(*h) + vs->nr * sizeof(*sv);
-	unsigned int i;
-	int ret;
-
-	ret = msi_section_name(name, sizeof(name), vs->dev);
-	if (ret)
-		return ret;
-	h = calloc(1, len);
-	if (!h)
-		return cpr_err(-ENOMEM, "%s: MSI section of %zu bytes", vs->dev,
-			       len);
-	h->version = CPR_MSI_SEC_VERSION;
-	h->type = vs->type;
-	h->nr = vs->nr;
-	sv = (struct cpr_msi_sec_vec *)(h + 1);
-	for (i = 0; i < vs->nr; i++) {
-		const struct cpr_vector *v = &vs->v[i];
-
-		sv[i].addr_lo = v->msg.addr_lo;
-		sv[i].addr_hi = v->msg.addr_hi;
-		sv[i].data = v->msg.data;
-		sv[i].flags = (v->masked ? CPR_VEC_F_MASKED : 0) |
-			      (v->pending ? CPR_VEC_F_PENDING : 0) |
-			      (v->lapic_pending ? CPR_VEC_F_LAPIC_PENDING : 0);
-	}
-	ret = cpr_state_set_section(vs->st, name, h, len);
-	free(h);
-	return ret;
-}
-
-int cpr_vectors_claim(struct cpr_state *st, const char *dev,
-		      struct cpr_vm *vm, struct cpr_vectors **out)
-{
-	char name[CPR_NAME_MAX + 1], irq_name[CPR_NAME_MAX + 1];
-	char kvm_name[CPR_NAME_MAX + 1];
-	const struct cpr_msi_sec_hdr *h;
-	const struct cpr_msi_sec_vec *sv;
-	struct cpr_vectors *vs;
-	unsigned int i;
-	size_t len;
-	int ret, *fds;
-
-	ret = msi_section_name(name, sizeof(name), dev);
-	if (!ret)
-		ret = fd_name(irq_name, sizeof(irq_name), dev,
-			      CPR_NOTIFY_INTERRUPT);
-	if (!ret)
-		ret = fd_name(kvm_name, sizeof(kvm_name), dev, CPR_NOTIFY_KVM);
-	if (ret)
-		return ret;
-	h = cpr_state_get_section(st, name, &len);
-	if (!h)
-		return cpr_err(-ENOENT, "%s: no saved vector state ('%s') in the CPR state",
-			       dev, name);
-	if (len < sizeof(*h) || h->version != CPR_MSI_SEC_VERSION ||
-	    h->nr > CPR_VECTORS_MAX ||
-	    len != sizeof(*h) + h->nr * sizeof(*sv))
-		return cpr_err(-EBADMSG, "%s: section '%s' (%zu bytes) is not vector state v%d",
-			       dev, name, len, CPR_MSI_SEC_VERSION);
-	vs = vectors_alloc(st, dev, h->type, h->nr);
-	if (!vs)
-		return -EINVAL;
-	vs->reused = true;
-	fds = malloc(2 * vs->nr * sizeof(*fds));
-	if (!fds) {
-		free(vs);
-		return cpr_err(-ENOMEM, "%s: fds of %u vectors", dev, h->nr);
-	}
-	cpr_state_find_fds(st, irq_name, vs->nr, fds);
-	cpr_state_find_fds(st, kvm_name, vs->nr, fds + vs->nr);
-
-	sv = (const struct cpr_msi_sec_vec *)(h + 1);
-	for (i = 0; i < vs->nr; i++) {
-		struct cpr_vector *v = &vs->v[i];
-
-		v->msg.addr_lo = sv[i].addr_lo;
-		v->msg.addr_hi = sv[i].addr_hi;
-		v->msg.data = sv[i].data;
-		v->masked = sv[i].flags & CPR_VEC_F_MASKED;
-		v->pending = sv[i].flags & CPR_VEC_F_PENDING;
-		v->lapic_pending = sv[i].flags & CPR_VEC_F_LAPIC_PENDING;
-		v->interrupt_fd = fds[i];
-		v->kvm_fd = fds[vs->nr + i];
-	}
-	free(fds);
-
-	if (vm) {
-		ret = cpr_vectors_attach(vs, vm);
-		if (ret) {
-			free(vs);
-			return ret;
-		}
-	}
-	*out = vs;
-	return 0;
 }

@@ -2,18 +2,24 @@
 /*
  * Interrupt vectors of one device, preserved across a handoff.
  *
+ * A set holds the vectors in use, each with its entry: the MSI-X table
+ * entry (the MSI vector number for MSI).  A device with a 2048-entry table
+ * may use a few of them, anywhere in the table, as a VMM does when its
+ * guest unmasks vectors one by one.
+ *
  * Each vector owns up to two eventfds, kept in the CPR state as
- * "<device>_interrupt" and "<device>_kvm_interrupt" with index = vector:
+ * "<device>_interrupt" and "<device>_kvm_interrupt" with index = entry:
  * "interrupt" is read by the userspace handler, "kvm_interrupt" is attached
  * to the VM with KVM_IRQFD.  They are created or reused exactly like QEMU's
  * vfio_notifier_init(): look the name up first, create and save only if it
  * is not there.
  *
- * The MSI message, mask and pending bit of every vector are saved as the
- * section "<device>_msi".  The successor rebuilds the vector set from that
- * section and the inherited fds (cpr_vectors_claim(), QEMU's
- * vfio_cpr_claim_vectors()) without touching the device, routes them in a
- * new VM in one batch and attaches the irqfds.
+ * The entries in use, the table size and the MSI message, mask and pending
+ * bit of every vector are saved as the section "<device>_msi".  The
+ * successor rebuilds exactly that vector set from the section and the
+ * inherited fds (cpr_vectors_claim(), QEMU's vfio_cpr_claim_vectors())
+ * without touching the device, routes them in a new VM in one batch and
+ * attaches the irqfds.
  */
 #ifndef VFIO_CPR_VECTORS_H
 #define VFIO_CPR_VECTORS_H
@@ -49,6 +55,7 @@ void cpr_notifier_cleanup(struct cpr_state *st, const char *dev,
 			  const char *name, __u32 nr, int *fd);
 
 struct cpr_vector {
+	__u32 entry;		/* MSI-X table entry (MSI: vector number) */
 	int interrupt_fd;	/* userspace handler's eventfd, or -1 */
 	int kvm_fd;		/* irqfd eventfd, or -1 */
 	int virq;		/* GSI in the current VM, or -1 */
@@ -62,7 +69,10 @@ struct cpr_vector {
 
 struct cpr_vectors;
 
-/* Userspace handler: @count signals were read from vector @i's fd. */
+/*
+ * Userspace handler: @count signals were read from the fd of vs->v[@i]
+ * (table entry vs->v[@i].entry).
+ */
 typedef void (*cpr_vector_handler_t)(struct cpr_vectors *vs, unsigned int i,
 				     __u64 count, void *arg);
 
@@ -71,12 +81,18 @@ struct cpr_vectors {
 	struct cpr_vm *vm;		/* VM the vectors are routed in */
 	char dev[CPR_DEV_NAME_MAX];
 	int type;			/* enum cpr_irq_type */
-	unsigned int nr;
+	unsigned int nr;		/* vectors in use: v[0 .. nr - 1] */
+	unsigned int table_size;	/* entries of the device's table */
 	bool reused;			/* claimed from a handed-off state */
 	cpr_vector_handler_t handler;
 	void *handler_arg;
 	__u64 handled;		/* signals seen by the handler */
-	struct cpr_vector v[];
+	/*
+	 * In ascending order of entry.  Where a function takes a vector @i,
+	 * it is the position in v[], which is the entry in a set of entries
+	 * 0 .. nr - 1; cpr_vectors_find() turns an entry into a position.
+	 */
+	struct cpr_vector *v;
 };
 
 /* What cpr_vectors_create() makes for each vector. */
@@ -84,15 +100,44 @@ struct cpr_vectors {
 #define CPR_VEC_KVM		0x2	/* the "kvm_interrupt" irqfd fd */
 
 /*
- * Make @nr vectors for @dev with the fds @flags asks for (created or reused
- * through the store), all unmasked, MSI message = fixed delivery to APIC 0,
- * vector CPR_VECTOR_FIRST + i % (256 - CPR_VECTOR_FIRST).  Refused up
- * front with -EMFILE, nothing made, when the new eventfds plus the open fds
- * plus CPR_FD_HEADROOM (fd.h) exceed RLIMIT_NOFILE's soft limit.
+ * Make @nr vectors for @dev, entries 0 .. @nr - 1 of a table of @nr, with
+ * the fds @flags asks for (created or reused through the store), all
+ * unmasked, v[i]'s MSI message = fixed delivery to APIC 0, vector
+ * CPR_VECTOR_FIRST + i % (256 - CPR_VECTOR_FIRST).  Refused up front with
+ * -EMFILE, nothing made, when the new eventfds plus the open fds plus
+ * CPR_FD_HEADROOM (fd.h) exceed RLIMIT_NOFILE's soft limit.
  */
 int cpr_vectors_create(struct cpr_state *st, const char *dev, int type,
 		       unsigned int nr, unsigned int flags,
 		       struct cpr_vectors **out);
+/*
+ * The same for the @nr entries @entries (strictly increasing, each below
+ * @table_size, at most CPR_VECTORS_MAX) of a table of @table_size: vector
+ * v[i] is entry @entries[i], its fds saved under that entry, its MSI
+ * message as cpr_vectors_create() gives v[i].  cpr_vectors_create() is
+ * this for entries 0 .. @nr - 1 of a table of @nr.
+ */
+int cpr_vectors_create_entries(struct cpr_state *st, const char *dev,
+			       int type, unsigned int table_size,
+			       const unsigned int *entries, unsigned int nr,
+			       unsigned int flags, struct cpr_vectors **out);
+
+/*
+ * Add vectors for the @nr entries @entries (strictly increasing, below the
+ * table size, none in the set yet) to @vs, with the fds @flags asks for
+ * (created or reused through the store, as cpr_vectors_create() does),
+ * unmasked, the k-th new one's MSI message that of vector @vs->nr + k of
+ * cpr_vectors_create().  In a set routed in a VM they are routed there too
+ * (one routing commit) and their irqfds attached.  v[] is re-allocated and
+ * the positions after an added entry shift.  Refused (-EBUSY) while the
+ * set is relayed.  On failure @vs is as it was.  The device is not told:
+ * see cpr_vfio_msix_add().
+ */
+int cpr_vectors_add(struct cpr_vectors *vs, const unsigned int *entries,
+		    unsigned int nr, unsigned int flags);
+
+/* The position in v[] of the vector of table entry @entry, or -ENOENT. */
+int cpr_vectors_find(const struct cpr_vectors *vs, unsigned int entry);
 
 /* Release the memory. With @cleanup also delete the entries, close fds. */
 void cpr_vectors_free(struct cpr_vectors *vs, bool cleanup);
@@ -193,16 +238,24 @@ int cpr_vectors_unmask(struct cpr_vectors *vs, unsigned int i);
  */
 int cpr_vectors_poll(struct cpr_vectors *vs);
 
-/* Save the "<dev>_msi" section (messages, masks, pending bits). */
+/*
+ * Save the "<dev>_msi" section: the entries in use and the table size,
+ * messages, masks, pending bits.  A set of entries 0 .. nr - 1 is saved in
+ * the section's first layout (version 1), which a successor built before
+ * sparse sets also claims; any other set in version 2, which names its
+ * entries (such a successor refuses it: unknown version).
+ */
 int cpr_vectors_save(struct cpr_vectors *vs);
 
 /*
  * Successor: rebuild @dev's vectors from the "<dev>_msi" section and the
- * inherited fds in @st, without any device access: a handler on every
- * saved "interrupt" fd, a route + irqfd in @vm for every saved
- * "kvm_interrupt" fd (all routes in one commit), virq -1 where none was
- * saved, masked+pending kept pending, and vectors that were pending in the
- * old VM's LAPIC re-injected.  A NULL @vm only rebuilds the bookkeeping.
+ * inherited fds in @st, without any device access: exactly the entries the
+ * section names (version 1: entries 0 .. nr - 1) and its table size, the
+ * fds saved under each entry, a handler on every saved "interrupt" fd, a
+ * route + irqfd in @vm for every saved "kvm_interrupt" fd (all routes in
+ * one commit), virq -1 where none was saved, masked+pending kept pending,
+ * and vectors that were pending in the old VM's LAPIC re-injected.  A NULL
+ * @vm only rebuilds the bookkeeping.
  */
 int cpr_vectors_claim(struct cpr_state *st, const char *dev,
 		      struct cpr_vm *vm, struct cpr_vectors **out);
