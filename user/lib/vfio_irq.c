@@ -13,6 +13,7 @@
 #include <linux/types.h>
 #include <linux/vfio.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -41,7 +42,9 @@ static const char *irq_action_name(__u32 flags)
 
 /*
  * VFIO_DEVICE_SET_IRQS with @count eventfds (@fds) or none (@fds NULL).
- * Reports the failure unless @quiet; returns -errno.
+ * Reports the failure unless @quiet; returns -errno.  vfio-pci answers an
+ * MSI or MSI-X enable that got fewer host vectors than it asked for with
+ * that number (and enables nothing): -ENOSPC here.
  */
 static int set_irqs(struct cpr_vfio_dev *d, __u32 action, unsigned int index,
 		    unsigned int start, unsigned int count, const int *fds,
@@ -50,7 +53,8 @@ static int set_irqs(struct cpr_vfio_dev *d, __u32 action, unsigned int index,
 	size_t size = sizeof(struct vfio_irq_set) +
 		      (fds ? count * sizeof(__s32) : 0);
 	struct vfio_irq_set *set;
-	int ret = 0;
+	char got[48] = "";
+	int ret = 0, rc;
 
 	set = calloc(1, size);
 	if (!set)
@@ -67,16 +71,21 @@ static int set_irqs(struct cpr_vfio_dev *d, __u32 action, unsigned int index,
 	/* Eventfds given or IRQs disabled: setup.  Triggers, unmasks: not. */
 	if (fds || !count)
 		d->setup_ioctls++;
-	if (ioctl(d->device_fd, VFIO_DEVICE_SET_IRQS, set))
+	rc = ioctl(d->device_fd, VFIO_DEVICE_SET_IRQS, set);
+	if (rc < 0)
 		ret = -errno;
+	if (rc > 0) {
+		ret = -ENOSPC;
+		snprintf(got, sizeof(got), ", the kernel granted only %d", rc);
+	}
 	free(set);
 	if (ret && !quiet)
 		return cpr_err(ret,
-			       "%s: VFIO_DEVICE_SET_IRQS %s %s %s start %u count %u (first fd %d)",
+			       "%s: VFIO_DEVICE_SET_IRQS %s %s %s start %u count %u (first fd %d%s)",
 			       d->name, cpr_vfio_irq_name(index),
 			       irq_action_name(action),
 			       fds ? "DATA_EVENTFD" : "DATA_NONE", start, count,
-			       fds && count ? fds[0] : -1);
+			       fds && count ? fds[0] : -1, got);
 	return ret;
 }
 
@@ -140,56 +149,193 @@ int cpr_vfio_irq_trigger(struct cpr_vfio_dev *d, unsigned int index,
 			false);
 }
 
-int cpr_vfio_enable_msi(struct cpr_vfio_dev *d, unsigned int irq_index,
-			unsigned int nr, struct cpr_vectors **out)
+bool cpr_vfio_msix_can_grow(const struct cpr_vfio_dev *d)
 {
-	struct cpr_vectors *vs;
-	unsigned int i;
-	int *fds, ret;
-	int type;
+	const struct vfio_irq_info *info = &d->irqs[VFIO_PCI_MSIX_IRQ_INDEX];
 
-	if (irq_index == VFIO_PCI_MSIX_IRQ_INDEX)
-		type = CPR_IRQ_MSIX;
-	else if (irq_index == VFIO_PCI_MSI_IRQ_INDEX)
-		type = CPR_IRQ_MSI;
-	else
-		return cpr_err(-EINVAL, "%s: enable MSI: %s is not MSI or MSI-X",
-			       d->name, cpr_vfio_irq_name(irq_index));
+	return info->count && !(info->flags & VFIO_IRQ_INFO_NORESIZE);
+}
+
+/* MSI-X eventfds @fds for entries @start .. @start + @count - 1. */
+static int msix_give(struct cpr_vfio_dev *d, bool by_helper,
+		     unsigned int start, unsigned int count, const int *fds)
+{
+	if (!by_helper)
+		return set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER,
+				VFIO_PCI_MSIX_IRQ_INDEX, start, count, fds,
+				false);
+	d->setup_ioctls++;	/* counted as set_irqs() does */
+	return cpr_helper_msix_eventfds(d->helper, d->name, start, count,
+					fds);
+}
+
+/*
+ * The kvm fds of @vs's vectors for the @nr entries @entries (ascending),
+ * one SET_IRQS per run of consecutive entries; *@done: how many of
+ * @entries the device took.
+ */
+static int msix_give_runs(struct cpr_vfio_dev *d, const struct cpr_vectors *vs,
+			  bool by_helper, const unsigned int *entries,
+			  unsigned int nr, unsigned int *done)
+{
+	int *fds = malloc(nr * sizeof(*fds)), ret = 0;
+	unsigned int k, n;
+
+	*done = 0;
+	if (!fds)
+		return cpr_err(-ENOMEM, "%s: %u MSI-X eventfds", d->name, nr);
+	for (k = 0; k < nr; k++)
+		fds[k] = vs->v[cpr_vectors_find(vs, entries[k])].kvm_fd;
+	for (k = 0; k < nr && !ret; k += n) {
+		for (n = 1; k + n < nr && entries[k + n] == entries[k] + n; n++)
+			;
+		ret = msix_give(d, by_helper, entries[k], n, fds + k);
+		if (!ret)
+			*done = k + n;
+	}
+	free(fds);
+	return ret;
+}
+
+/*
+ * A set that cannot grow, or entries 0 .. nr - 1: one SET_IRQS from entry
+ * 0 to the last, -1 (no eventfd, no host vector assigned) for the entries
+ * not in use.
+ */
+static int msix_give_at_once(struct cpr_vfio_dev *d, struct cpr_vectors *vs)
+{
+	unsigned int i, n = vs->v[vs->nr - 1].entry + 1;
+	int *fds = malloc(n * sizeof(*fds)), ret;
+
+	if (!fds)
+		return cpr_err(-ENOMEM, "%s: %u MSI-X eventfds", d->name, n);
+	for (i = 0; i < n; i++)
+		fds[i] = -1;
+	for (i = 0; i < vs->nr; i++)
+		fds[vs->v[i].entry] = vs->v[i].kvm_fd;
+	ret = set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSIX_IRQ_INDEX,
+		       0, n, fds, false);
+	free(fds);
+	return ret;
+}
+
+/* The device's MSI vectors, entries 0 .. @nr - 1, at once. */
+static int msi_give(struct cpr_vfio_dev *d, struct cpr_vectors *vs)
+{
+	int *fds = malloc(vs->nr * sizeof(*fds)), ret;
+	unsigned int i;
+
+	if (!fds)
+		return cpr_err(-ENOMEM, "%s: %u MSI eventfds", d->name, vs->nr);
+	for (i = 0; i < vs->nr; i++)
+		fds[i] = vs->v[i].kvm_fd;
+	ret = set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX,
+		       0, vs->nr, fds, false);
+	free(fds);
+	return ret;
+}
+
+/*
+ * Vectors for @entries (NULL: 0 .. @nr - 1) of @irq_index, given to the
+ * device, the section saved.
+ */
+static int enable_vectors(struct cpr_vfio_dev *d, unsigned int irq_index,
+			  const unsigned int *entries, unsigned int nr,
+			  struct cpr_vectors **out)
+{
+	const bool msix = irq_index == VFIO_PCI_MSIX_IRQ_INDEX;
+	unsigned int table = cpr_vfio_irq_count(d, irq_index), i, done = 0;
+	struct cpr_vectors *vs;
+	unsigned int *all;
+	int ret;
+
 	if (d->reused)
 		return cpr_err(-EINVAL,
 			       "%s: %s of a reused device is already signalling: claim the vectors with cpr_vectors_claim()",
 			       d->name, cpr_vfio_irq_name(irq_index));
-	ret = irq_range_check(d, irq_index, 0, nr, "enabling");
+	if (!table || !nr || nr > table)
+		return cpr_err(-EINVAL, "%s: enabling %u %s vectors: the device has %u",
+			       d->name, nr, cpr_vfio_irq_name(irq_index), table);
+	ret = cpr_vectors_create_entries(d->st, d->name,
+					 msix ? CPR_IRQ_MSIX : CPR_IRQ_MSI,
+					 table, entries, nr,
+					 CPR_VEC_INTERRUPT | CPR_VEC_KVM, &vs);
 	if (ret)
 		return ret;
-
-	ret = cpr_vectors_create(d->st, d->name, type, nr,
-				 CPR_VEC_INTERRUPT | CPR_VEC_KVM, &vs);
-	if (ret)
-		return ret;
-	fds = calloc(nr, sizeof(*fds));
-	if (!fds) {
-		cpr_vectors_free(vs, true);
-		return cpr_err(-ENOMEM, "%s: %u %s eventfds", d->name, nr,
-			       cpr_vfio_irq_name(irq_index));
+	if (!msix) {
+		ret = msi_give(d, vs);
+		done = !ret;
+	} else if (vs->v[nr - 1].entry == nr - 1 || !cpr_vfio_msix_can_grow(d)) {
+		ret = msix_give_at_once(d, vs);
+		done = !ret;
+	} else {
+		/*
+		 * The first run enables MSI-X, and vfio-pci allocates host
+		 * vectors for the entries up to its end; each later run grows
+		 * the set by its own vectors.
+		 */
+		all = malloc(nr * sizeof(*all));
+		for (i = 0; all && i < nr; i++)
+			all[i] = vs->v[i].entry;
+		ret = all ? msix_give_runs(d, vs, false, all, nr, &done) :
+		      cpr_err(-ENOMEM, "%s: %u MSI-X entries", d->name, nr);
+		free(all);
 	}
-	for (i = 0; i < nr; i++)
-		fds[i] = vs->v[i].kvm_fd;
-	ret = set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, irq_index, 0, nr, fds,
-		       false);
-	free(fds);
-	if (!ret) {
+	if (!ret)
 		ret = cpr_vectors_save(vs);
-		if (ret)
+	if (ret) {
+		if (done)
 			set_irqs(d, VFIO_IRQ_SET_ACTION_TRIGGER, irq_index, 0, 0,
 				 NULL, true);
-	}
-	if (ret) {
 		cpr_vectors_free(vs, true);
 		return ret;
 	}
 	*out = vs;
 	return 0;
+}
+
+int cpr_vfio_enable_msi(struct cpr_vfio_dev *d, unsigned int irq_index,
+			unsigned int nr, struct cpr_vectors **out)
+{
+	if (irq_index != VFIO_PCI_MSIX_IRQ_INDEX &&
+	    irq_index != VFIO_PCI_MSI_IRQ_INDEX)
+		return cpr_err(-EINVAL, "%s: enable MSI: %s is not MSI or MSI-X",
+			       d->name, cpr_vfio_irq_name(irq_index));
+	return enable_vectors(d, irq_index, NULL, nr, out);
+}
+
+int cpr_vfio_enable_msix(struct cpr_vfio_dev *d, const unsigned int *entries,
+			 unsigned int nr, struct cpr_vectors **out)
+{
+	return enable_vectors(d, VFIO_PCI_MSIX_IRQ_INDEX, entries, nr, out);
+}
+
+int cpr_vfio_msix_add(struct cpr_vfio_dev *d, struct cpr_vectors *vs,
+		      const unsigned int *entries, unsigned int nr)
+{
+	unsigned int done = 0;
+	int ret;
+
+	if (vs->type != CPR_IRQ_MSIX || strcmp(vs->dev, d->name))
+		return cpr_err(-EINVAL, "%s: adding MSI-X vectors to %s vectors of %s",
+			       d->name, cpr_irq_type_name(vs->type), vs->dev);
+	if (!cpr_vfio_msix_can_grow(d))
+		return cpr_err(-EOPNOTSUPP,
+			       "%s: the kernel cannot add vectors to an enabled MSI-X set (VFIO_IRQ_INFO_NORESIZE): enable every entry needed at once",
+			       d->name);
+	ret = cpr_vectors_add(vs, entries, nr, CPR_VEC_INTERRUPT | CPR_VEC_KVM);
+	if (ret)
+		return ret;
+	ret = msix_give_runs(d, vs, !!d->helper, entries, nr, &done);
+	/* The runs the device took stay; it unwound the one it refused. */
+	if (done < nr)
+		cpr_vectors_drop(vs, entries + done, nr - done);
+	if (done) {
+		int err = cpr_vectors_save(vs);
+
+		ret = ret ? ret : err;
+	}
+	return ret;
 }
 
 int cpr_vfio_enable_intx(struct cpr_vfio_dev *d)

@@ -236,17 +236,59 @@ int cpr_vfio_irq_trigger(struct cpr_vfio_dev *d, unsigned int index,
 			 unsigned int vector);
 
 /*
- * Enable MSI-X (nr = table size) or MSI (nr = 1) for @d: vectors with an
- * "interrupt" and a "kvm_interrupt" eventfd each, created or reused through
- * the store (cpr_vectors_create()), and VFIO_DEVICE_SET_IRQS with the
- * kvm_interrupt fds; then the "<dev>_msi" section is saved.  On a reused
- * device nothing is sent to the device and the vectors are not made here:
- * -EINVAL, the successor claims them with cpr_vectors_claim().  INTx must
- * not be enabled (vfio-pci refuses to switch; cpr_vfio_irq_disable() it
- * first).  On failure the vectors are cleaned up and *@out is untouched.
+ * Enable MSI-X entries 0 .. @nr - 1 (cpr_vfio_enable_msix()) or MSI
+ * vectors 0 .. @nr - 1 for @d: vectors with an "interrupt" and a
+ * "kvm_interrupt" eventfd each, created or reused through the store
+ * (cpr_vectors_create_entries(), the set's table size the device's count
+ * of @irq_index), and VFIO_DEVICE_SET_IRQS with the kvm_interrupt fds; then
+ * the "<dev>_msi" section is saved.  On a reused device nothing is sent to
+ * the device and the vectors are not made here: -EINVAL, the successor
+ * claims them with cpr_vectors_claim().  INTx must not be enabled
+ * (vfio-pci refuses to switch; cpr_vfio_irq_disable() it first).  On
+ * failure the vectors are cleaned up, nothing stays enabled and *@out is
+ * untouched; -ENOSPC when the kernel has no room for the host vectors.
  */
 int cpr_vfio_enable_msi(struct cpr_vfio_dev *d, unsigned int irq_index,
 			unsigned int nr, struct cpr_vectors **out);
+
+/*
+ * Whether vfio-pci can add vectors to @d's enabled MSI-X set without
+ * disabling it: dynamic MSI-X (Linux 6.5+, where the interrupt domain
+ * allocates MSI-X vectors one by one), VFIO_IRQ_INFO_NORESIZE clear in the
+ * MSI-X IRQ info.
+ */
+bool cpr_vfio_msix_can_grow(const struct cpr_vfio_dev *d);
+
+/*
+ * Enable MSI-X for the @nr table entries @entries (ascending; NULL: 0 ..
+ * @nr - 1) of @d, as cpr_vfio_enable_msi() does, each vector's fds saved
+ * under its entry.  The first VFIO_DEVICE_SET_IRQS of a disabled set makes
+ * vfio-pci allocate start + count host vectors at once; a later one
+ * allocates for its own entries only with dynamic MSI-X.  So where the set
+ * can grow (cpr_vfio_msix_can_grow()), one SET_IRQS per run of consecutive
+ * entries: the first enables, the others grow; where it cannot (or for
+ * entries 0 .. @nr - 1), one SET_IRQS from entry 0 to the last, -1 for the
+ * entries not in use: the kernel must grant the allocation of last + 1
+ * vectors (x86 only reserves them; a vector is assigned to each entry
+ * given an eventfd).
+ */
+int cpr_vfio_enable_msix(struct cpr_vfio_dev *d, const unsigned int *entries,
+			 unsigned int nr, struct cpr_vectors **out);
+
+/*
+ * Add vectors for the @nr entries @entries (ascending, not in use yet) to
+ * @d's enabled MSI-X set @vs, as a VMM does when its guest unmasks one:
+ * cpr_vectors_add() (routed in @vs's VM if it is in one), one
+ * VFIO_DEVICE_SET_IRQS per run of consecutive entries - by the device
+ * helper when d->helper is set: the one SET_IRQS a successor under the
+ * lockdown may have done (cpr_helper_msix_eventfds()) - and the section
+ * saved.  -EOPNOTSUPP, naming VFIO_IRQ_INFO_NORESIZE, where the kernel
+ * cannot grow the set.  When the kernel refuses a run, its vectors and
+ * those of the runs after it leave @vs again (vfio-pci unwinds the run it
+ * refused) and the error is returned; the runs before it stay.
+ */
+int cpr_vfio_msix_add(struct cpr_vfio_dev *d, struct cpr_vectors *vs,
+		      const unsigned int *entries, unsigned int nr);
 
 /*
  * INTx: the trigger eventfd "<dev>_intx_interrupt", and an unmask eventfd
