@@ -73,6 +73,13 @@
 #define KVM_VFIO_RELEASED	"_kvm_vfio_released_ns"
 /* The helper's operation: probe through the vfio_cpr_mdev instance. */
 #define OP_MDEV_PROBE	1
+/*
+ * MSI-X entries the tests use when the kernel has no room for a vector per
+ * table entry: 0, 1, the rest spread over the table, its last entry.
+ */
+#define SPARSE_ENTRIES	24
+/* The predecessor's vector set, which the successor must claim exactly. */
+#define SET_HELD	"_test_vectors"
 
 enum handoff_mode { MODE_EXEC, MODE_SOCKET };
 
@@ -138,6 +145,18 @@ static bool is_intx(const struct gen *g)
 static unsigned int nr_vectors(const struct gen *g)
 {
 	return is_intx(g) ? 1 : g->vs->nr;
+}
+
+/* The table entry of the set's @i-th vector (INTx: 0). */
+static unsigned int entry_of(const struct gen *g, unsigned int i)
+{
+	return is_intx(g) ? 0 : g->vs->v[i].entry;
+}
+
+/* What the number after "MSI-X", "MSI" or "INTx" in a message is. */
+static const char *vec_word(const struct gen *g)
+{
+	return g->index == VFIO_PCI_MSIX_IRQ_INDEX ? "entry" : "vector";
 }
 
 static unsigned int lapic_vec(const struct gen *g, unsigned int i)
@@ -231,10 +250,12 @@ static long long wait_count(int fd, int ms)
 	return 0;
 }
 
+/* Have the device raise the set's @i-th vector (its table entry). */
 static void raise_vec(struct gen *g, unsigned int i)
 {
-	CPR_ASSERT_OK(cpr_vfio_raise(g->d, g->index, i),
-		      "raising %s vector %u failed", irq_name(g), i);
+	CPR_ASSERT_OK(cpr_vfio_raise(g->d, g->index, entry_of(g, i)),
+		      "raising %s %s %u failed", irq_name(g), vec_word(g),
+		      entry_of(g, i));
 }
 
 static void ack(struct gen *g)
@@ -276,8 +297,8 @@ static void check_vector_delivers(struct gen *g, unsigned int i)
 	if (is_intx(g))
 		unmask_intx(g);
 	CPR_ASSERT_EQ(1, ret,
-		      "%s vector %u raised %s did not reach VM #%llu's LAPIC as 0x%x, the vector its %s names",
-		      irq_name(g), i, raised_how(g),
+		      "%s %s %u raised %s did not reach VM #%llu's LAPIC as 0x%x, the vector its %s names",
+		      irq_name(g), vec_word(g), entry_of(g, i), raised_how(g),
 		      (unsigned long long)g->generation, lapic_vec(g, i),
 		      is_intx(g) ? "IOAPIC pin" : "MSI route");
 }
@@ -317,12 +338,14 @@ static void check_guest_takes(struct gen *g)
 	if (is_intx(g))
 		unmask_intx(g);
 	CPR_ASSERT_EQ(0, ret,
-		      "the real-mode vCPU of VM #%llu did not take %s vector 0 (0x%x) in its handler: KVM_RUN gave %d (%s)",
+		      "the real-mode vCPU of VM #%llu did not take %s %s %u (0x%x) in its handler: KVM_RUN gave %d (%s)",
 		      (unsigned long long)g->generation, irq_name(g),
-		      lapic_vec(g, 0), ret, cpr_last_error());
+		      vec_word(g), entry_of(g, 0), lapic_vec(g, 0), ret,
+		      cpr_last_error());
 	CPR_ASSERT_EQ(lapic_vec(g, 0), got,
-		      "the real-mode vCPU of VM #%llu took another vector than %s vector 0",
-		      (unsigned long long)g->generation, irq_name(g));
+		      "the real-mode vCPU of VM #%llu took another vector than %s %s %u",
+		      (unsigned long long)g->generation, irq_name(g),
+		      vec_word(g), entry_of(g, 0));
 }
 
 /* ---- The device as a VMM holds it ---- */
@@ -463,6 +486,141 @@ static int open_device(struct gen *g)
 	return ret ? cpr_vfio_open_iface(g->st, g->name, g->iface, &g->d) : 0;
 }
 
+/* "0-1, 94, 187, 2047": the @n entries @e, runs shortened. */
+static const char *entries_text(const unsigned int *e, unsigned int n,
+				char *buf, size_t size)
+{
+	unsigned int i, j;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && used < size; i = j) {
+		for (j = i + 1; j < n && e[j] == e[j - 1] + 1; j++)
+			;
+		used += snprintf(buf + used, size - used, j - i > 1 ?
+				 "%s%u-%u" : "%s%u", i ? ", " : "", e[i],
+				 e[j - 1]);
+	}
+	return buf;
+}
+
+/* The entries @vs holds, in @e (CPR_VECTORS_MAX of them at most). */
+static unsigned int set_entries(const struct cpr_vectors *vs, unsigned int *e)
+{
+	unsigned int i;
+
+	for (i = 0; i < vs->nr; i++)
+		e[i] = vs->v[i].entry;
+	return vs->nr;
+}
+
+/*
+ * @n entries spread over a table of @table: all of them if @n is the
+ * table size, else 0, 1, the rest at even steps, and the last entry.
+ */
+static void spread_entries(unsigned int table, unsigned int n, unsigned int *e)
+{
+	unsigned int k;
+
+	for (k = 0; k < n; k++)
+		e[k] = n == table ? k : !k ? 0 : k + 1 == n ? table - 1 :
+		       k == 1 ? 1 : 1 + (table - 2) * (k - 1) / (n - 2);
+}
+
+/*
+ * Enable MSI-X for @n @entries (NULL: 0 .. @n - 1) into g->vs; -ENOSPC
+ * (the kernel has no room) is returned quietly, anything else fails.
+ */
+static int try_msix(struct gen *g, const unsigned int *entries, unsigned int n)
+{
+	int ret;
+
+	cpr_log_set_quiet(true);
+	ret = cpr_vfio_enable_msix(g->d, entries, n, &g->vs);
+	cpr_log_set_quiet(false);
+	if (ret != -ENOSPC)
+		CPR_ASSERT_OK(ret, "enabling %u of the %u MSI-X entries failed: %s",
+			      n, cpr_vfio_irq_count(g->d, g->index),
+			      cpr_last_error());
+	return ret;
+}
+
+/* Without dynamic MSI-X: the most entries 0 .. n - 1 the kernel grants. */
+static unsigned int widest_prefix(struct gen *g, unsigned int table)
+{
+	unsigned int lo = 0, hi = table, mid;
+
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (try_msix(g, NULL, mid)) {
+			hi = mid;
+			continue;
+		}
+		lo = mid;
+		CPR_ASSERT_OK(cpr_vfio_irq_disable(g->d, g->index),
+			      "disabling MSI-X after trying %u entries failed",
+			      mid);
+		cpr_vectors_free(g->vs, true);
+		g->vs = NULL;
+	}
+	CPR_ASSERT_LT(0, lo,
+		      "%s cannot get one MSI-X vector from the kernel: %s",
+		      g->label, cpr_last_error());
+	CPR_ASSERT_OK(try_msix(g, NULL, lo),
+		      "enabling MSI-X entries 0-%u, granted a moment ago, failed",
+		      lo - 1);
+	return lo;
+}
+
+/*
+ * MSI-X as the tests use it: every entry of the table if the kernel has
+ * room for a host vector each; else (ENOSPC, said in a '# ' line) a
+ * sparse set spread over the whole table - enabled with its first run of
+ * entries and grown by the others where the kernel has dynamic MSI-X, in
+ * one allocation of the whole table where it has not - or, if even that
+ * is refused, the widest prefix the kernel grants.
+ */
+static void take_msix(struct gen *g, unsigned int table)
+{
+	const bool grow = cpr_vfio_msix_can_grow(g->d);
+	unsigned int e[SPARSE_ENTRIES], n;
+	char list[256];
+	int ret;
+
+	if (!try_msix(g, NULL, table))
+		return;
+	printf("# %s: MSI-X: enabling all %u entries was refused: %s\n",
+	       g->label, table, cpr_last_error());
+	CPR_ASSERT_LT(1, table,
+		      "%s cannot get one MSI-X vector from the kernel: %s",
+		      g->label, cpr_last_error());
+	n = table - 1 < SPARSE_ENTRIES ? table - 1 : SPARSE_ENTRIES;
+	do {
+		spread_entries(table, n, e);
+		ret = try_msix(g, e, n);
+		/* Fewer vectors help only where each entry is its own. */
+	} while (ret && grow && (n /= 2));
+	if (!ret && grow) {
+		fprintf(stdout,
+			"# %s: MSI-X: going on with %u of the %u entries, spread over the table: %s (dynamic MSI-X: enabled with the first run, grown by the others)\n",
+			g->label, n, table, entries_text(e, n, list, sizeof(list)));
+		return;
+	}
+	if (!ret) {
+		fprintf(stdout,
+			"# %s: MSI-X: going on with %u of the %u entries, spread over the table: %s (no dynamic MSI-X, VFIO_IRQ_INFO_NORESIZE: the whole table allocated at once, host vectors only for the entries given eventfds)\n",
+			g->label, n, table, entries_text(e, n, list, sizeof(list)));
+		return;
+	}
+	CPR_ASSERT_FALSE(grow,
+			 "%s cannot get one MSI-X vector from the kernel: %s",
+			 g->label, cpr_last_error());
+	n = widest_prefix(g, table);
+	fprintf(stdout,
+		"# %s: MSI-X: the kernel refused the whole table for entries spread over it too (no dynamic MSI-X: VFIO_IRQ_INFO_NORESIZE); going on with the widest prefix it grants, entries 0 to %u\n",
+		g->label, n - 1);
+}
+
 /* What FIXTURE_SETUP skips with, in g->skip. */
 static const char *skip_with(struct gen *g, const char *fmt, const char *what)
 {
@@ -527,9 +685,13 @@ static const char *take_device(struct gen *g, unsigned int index,
 		CPR_ASSERT_OK(cpr_vfio_enable_intx(g->d), "enabling INTx failed");
 		intx_attach(g);
 	} else {
-		CPR_ASSERT_OK(cpr_vfio_enable_msi(g->d, index, count, &g->vs),
-			      "enabling %u %s vectors failed", count,
-			      irq_name(g));
+		if (index == VFIO_PCI_MSIX_IRQ_INDEX)
+			take_msix(g, count);
+		else
+			CPR_ASSERT_OK(cpr_vfio_enable_msi(g->d, index, count,
+							  &g->vs),
+				      "enabling %u %s vectors failed", count,
+				      irq_name(g));
 		CPR_ASSERT_OK(cpr_vectors_attach(g->vs, g->vm),
 			      "routing the vectors into VM #0 failed");
 	}
@@ -597,12 +759,80 @@ static void kvm_vfio_take(struct gen *g)
 }
 
 /*
+ * The vector set this generation holds, in a section of the test's own:
+ * the successor must claim exactly these entries (and not trust the
+ * library's section to tell it what the predecessor had).
+ */
+static void record_set(struct gen *g)
+{
+	__u32 rec[2 + CPR_VECTORS_MAX];
+	char sec[CPR_NAME_MAX + 1];
+	unsigned int i;
+
+	rec[0] = g->vs->table_size;
+	rec[1] = g->vs->nr;
+	for (i = 0; i < g->vs->nr; i++)
+		rec[2 + i] = g->vs->v[i].entry;
+	snprintf(sec, sizeof(sec), "%s%s", g->name, SET_HELD);
+	CPR_ASSERT_OK(cpr_state_set_section(g->st, sec, rec,
+					    (2 + g->vs->nr) * sizeof(rec[0])),
+		      "recording the vector set in the state failed");
+}
+
+/*
+ * The successor's claim: exactly the entries the predecessor held, each
+ * with the eventfds it saved under that entry, and the same table size.
+ */
+static void check_claimed(struct gen *g)
+{
+	unsigned int e[CPR_VECTORS_MAX], i, nr, table;
+	const unsigned long long prev = g->generation - 1;
+	const __u32 *rec;
+	char sec[CPR_NAME_MAX + 1], list[1024];
+	size_t len = 0;
+	int pos;
+
+	snprintf(sec, sizeof(sec), "%s%s", g->name, SET_HELD);
+	rec = cpr_state_get_section(g->st, sec, &len);
+	CPR_ASSERT_TRUE(rec && len >= 8 && len == (2 + rec[1]) * sizeof(*rec),
+			"the predecessor did not record the vector set it held");
+	table = rec[0];
+	nr = rec[1];
+	for (i = 0; i < nr; i++) {
+		pos = cpr_vectors_find(g->vs, rec[2 + i]);
+		CPR_ASSERT_LE(0, pos,
+			      "%s %s %u of %s, one of the %u VM #%llu used (table of %u), was not claimed for VM #%llu",
+			      irq_name(g), vec_word(g), rec[2 + i], g->label, nr,
+			      prev, table, prev + 1);
+		CPR_ASSERT_TRUE(g->vs->v[pos].kvm_fd >= 0 &&
+				g->vs->v[pos].interrupt_fd >= 0,
+				"%s %s %u of %s was claimed for VM #%llu without its eventfds: none saved under that entry",
+				irq_name(g), vec_word(g), rec[2 + i], g->label,
+				prev + 1);
+	}
+	CPR_ASSERT_EQ(nr, g->vs->nr,
+		      "the claim of %s for VM #%llu holds %u %s vectors, VM #%llu used %u: it made up entries",
+		      g->label, prev + 1, g->vs->nr, irq_name(g), prev, nr);
+	CPR_ASSERT_EQ(table, g->vs->table_size,
+		      "the claim of %s for VM #%llu says the %s table has %u entries, VM #%llu had %u",
+		      g->label, prev + 1, irq_name(g), g->vs->table_size, prev,
+		      table);
+	nr = set_entries(g->vs, e);
+	printf("# %s %s generation %llu: claimed %u of %u %s: %s\n",
+	       g->label, irq_name(g), prev + 1, nr, table,
+	       g->index == VFIO_PCI_MSIX_IRQ_INDEX ? "table entries" : "vectors",
+	       entries_text(e, nr, list, sizeof(list)));
+}
+
+/*
  * Stop delivering into the current VM, as a handoff does: the device out
  * of its KVM-VFIO device, the DMA vaddr invalidated, the vectors detached
  * (what is pending in the LAPIC noted), then the story's blackout.
  */
 static void detach_for_handoff(struct gen *g)
 {
+	if (g->vs)
+		record_set(g);
 	kvm_vfio_release(g);
 	if (g->dma_vaddr)
 		CPR_ASSERT_OK(cpr_vfio_dma_unmap_vaddr(g->d, DMA_IOVA, DMA_SIZE),
@@ -801,10 +1031,12 @@ static void check_lockdown(struct gen *g)
 static void attach_and_check(struct gen *g)
 {
 	/* The sections as the predecessor left them when it detached. */
-	if (!is_intx(g))
+	if (!is_intx(g)) {
 		CPR_ASSERT_OK(cpr_vectors_claim(g->st, g->name, NULL, &g->vs),
 			      "rebuilding the %s vectors from the state failed",
 			      irq_name(g));
+		check_claimed(g);
+	}
 	if (g->story->before_attach)
 		g->story->before_attach(g);
 	if (g->dma_vaddr)
@@ -976,8 +1208,9 @@ static void signalled_before_attach(struct gen *g)
 	for (i = 0; i < nr_vectors(g); i++) {
 		raise_vec(g, i);
 		CPR_ASSERT_LE(1, wait_count(trigger_fd(g, i), IRR_WAIT_MS),
-			      "%s vector %u raised %s did not reach its inherited eventfd before anything was attached: vfio-pci no longer signals it after the handoff",
-			      irq_name(g), i, raised_how(g));
+			      "%s %s %u raised %s did not reach its inherited eventfd before anything was attached: vfio-pci no longer signals it after the handoff",
+			      irq_name(g), vec_word(g), entry_of(g, i),
+			      raised_how(g));
 		ack(g);
 		if (is_intx(g))
 			unmask_intx(g);
@@ -996,8 +1229,9 @@ static void blackout_delivered_once(struct gen *g)
 	__u64 seen = cpr_now_ns();
 
 	CPR_ASSERT_EQ(1, ret,
-		      "KVM did not inject the interrupt already pending on %s vector 0's eventfd when its irqfd was assigned in VM #%llu",
-		      irq_name(g), (unsigned long long)g->generation);
+		      "KVM did not inject the interrupt already pending on %s %s %u's eventfd when its irqfd was assigned in VM #%llu",
+		      irq_name(g), vec_word(g), entry_of(g, 0),
+		      (unsigned long long)g->generation);
 	printf("# %s %s generation %llu: blackout %.3f ms\n", g->label,
 	       irq_name(g), (unsigned long long)g->generation,
 	       (seen - g->handoff_start_ns) / 1e6);
@@ -1007,8 +1241,9 @@ static void blackout_delivered_once(struct gen *g)
 		unmask_intx(g);
 	usleep(TWICE_WAIT_US);
 	CPR_ASSERT_EQ(0, cpr_vm_lapic_irr_test(g->vm, 0, lapic_vec(g, 0)),
-		      "%s vector 0 raised once in the blackout was delivered twice into VM #%llu",
-		      irq_name(g), (unsigned long long)g->generation);
+		      "%s %s %u raised once in the blackout was delivered twice into VM #%llu",
+		      irq_name(g), vec_word(g), entry_of(g, 0),
+		      (unsigned long long)g->generation);
 }
 
 /* Leave the last vector pending, not taken, in the old VM's LAPIC. */
@@ -1019,8 +1254,8 @@ static void leave_pending_in_lapic(struct gen *g)
 	lapic_clear(g);
 	raise_vec(g, p);
 	CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, p)),
-		      "%s vector %u raised %s did not reach VM #%llu's LAPIC as 0x%x, the vector its %s names",
-		      irq_name(g), p, raised_how(g),
+		      "%s %s %u raised %s did not reach VM #%llu's LAPIC as 0x%x, the vector its %s names",
+		      irq_name(g), vec_word(g), entry_of(g, p), raised_how(g),
 		      (unsigned long long)g->generation, lapic_vec(g, p),
 		      is_intx(g) ? "IOAPIC pin" : "MSI route");
 	ack(g);
@@ -1031,8 +1266,9 @@ static void pending_carried(struct gen *g)
 	unsigned int p = pending_vector(g);
 
 	CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, p)),
-		      "%s vector %u pending in VM #%llu's LAPIC at the handoff was lost",
-		      irq_name(g), p, (unsigned long long)g->generation - 1);
+		      "%s %s %u pending in VM #%llu's LAPIC at the handoff was lost",
+		      irq_name(g), vec_word(g), entry_of(g, p),
+		      (unsigned long long)g->generation - 1);
 	lapic_clear(g);
 	if (is_intx(g))
 		unmask_intx(g);
@@ -1041,35 +1277,36 @@ static void pending_carried(struct gen *g)
 /* masked_pending_delivered_on_unmask: the last MSI-X vector. */
 static void mask_and_raise(struct gen *g)
 {
-	unsigned int m = masked_vector(g);
+	unsigned int m = masked_vector(g), e = entry_of(g, m);
 
-	CPR_ASSERT_OK(cpr_vectors_mask(g->vs, m), "masking vector %u failed", m);
+	CPR_ASSERT_OK(cpr_vectors_mask(g->vs, m), "masking MSI-X entry %u failed",
+		      e);
 	raise_vec(g, m);
 	usleep(10000);
 	CPR_ASSERT_LE(1, cpr_vectors_poll(g->vs),
-		      "MSI-X vector %u masked and raised %s: its eventfd counted nothing",
-		      m, raised_how(g));
+		      "MSI-X entry %u masked and raised %s: its eventfd counted nothing",
+		      e, raised_how(g));
 	CPR_ASSERT_TRUE(g->vs->v[m].pending,
-			"MSI-X vector %u masked and raised: its pending bit is not set",
-			m);
+			"MSI-X entry %u masked and raised: its pending bit is not set",
+			e);
 	ack(g);
 }
 
 static void masked_pending_on_unmask(struct gen *g)
 {
-	unsigned int m = masked_vector(g);
+	unsigned int m = masked_vector(g), e = entry_of(g, m);
 
 	CPR_ASSERT_TRUE(g->vs->v[m].masked && g->vs->v[m].pending,
-			"MSI-X vector %u lost its masked and pending state across the handoff",
-			m);
+			"MSI-X entry %u lost its masked and pending state across the handoff",
+			e);
 	CPR_ASSERT_EQ(0, cpr_vm_lapic_irr_test(g->vm, 0, lapic_vec(g, m)),
-		      "MSI-X vector %u was delivered into VM #%llu while still masked",
-		      m, (unsigned long long)g->generation);
-	CPR_ASSERT_OK(cpr_vectors_unmask(g->vs, m), "unmasking vector %u failed",
-		      m);
+		      "MSI-X entry %u was delivered into VM #%llu while still masked",
+		      e, (unsigned long long)g->generation);
+	CPR_ASSERT_OK(cpr_vectors_unmask(g->vs, m),
+		      "unmasking MSI-X entry %u failed", e);
 	CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, m)),
-		      "MSI-X vector %u, masked and pending at the handoff, was not delivered into VM #%llu when unmasked",
-		      m, (unsigned long long)g->generation);
+		      "MSI-X entry %u, masked and pending at the handoff, was not delivered into VM #%llu when unmasked",
+		      e, (unsigned long long)g->generation);
 	lapic_clear(g);
 }
 
@@ -1334,14 +1571,16 @@ static void chain_after(struct gen *g)
 
 	if (chain_raises(g, prev)) {
 		CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, 0)),
-			      "KVM did not inject the interrupt already pending on %s vector 0's eventfd when its irqfd was assigned in VM #%llu",
-			      irq_name(g), (unsigned long long)g->generation);
+			      "KVM did not inject the interrupt already pending on %s %s %u's eventfd when its irqfd was assigned in VM #%llu",
+			      irq_name(g), vec_word(g), entry_of(g, 0),
+			      (unsigned long long)g->generation);
 		ack(g);
 	}
 	if (chain_carries(g, prev))
 		CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, pending_vector(g))),
-			      "%s vector %u pending in VM #%llu's LAPIC at the handoff was lost",
-			      irq_name(g), pending_vector(g),
+			      "%s %s %u pending in VM #%llu's LAPIC at the handoff was lost",
+			      irq_name(g), vec_word(g),
+			      entry_of(g, pending_vector(g)),
 			      (unsigned long long)prev);
 	lapic_clear(g);
 	if (is_intx(g))
