@@ -80,6 +80,8 @@
 #define SPARSE_ENTRIES	24
 /* The predecessor's vector set, which the successor must claim exactly. */
 #define SET_HELD	"_test_vectors"
+/* The entry the successor adds in successor_enables_a_new_vector. */
+#define GROW_ENTRY	"_test_grow_entry"
 
 enum handoff_mode { MODE_EXEC, MODE_SOCKET };
 
@@ -1594,6 +1596,129 @@ static void chain_after(struct gen *g)
 		dma_follows(g);
 }
 
+/*
+ * MSI-X sets that grow (dynamic MSI-X): a VMM enables a vector when its
+ * guest unmasks it, before the handoff or after it.
+ */
+static const char *msix_can_grow(const struct gen *g)
+{
+	if (!cpr_vfio_msix_can_grow(g->d))
+		snprintf(why_not, sizeof(why_not),
+			 "%s: the kernel cannot add vectors to an enabled MSI-X set (VFIO_IRQ_INFO_NORESIZE set in VFIO_DEVICE_GET_IRQ_INFO)",
+			 g->label);
+	else if (g->vs->nr < 2)
+		snprintf(why_not, sizeof(why_not),
+			 "%s uses one MSI-X entry: there is none to add",
+			 g->label);
+	else
+		return NULL;
+	return why_not;
+}
+
+/*
+ * Enable the set again without its last @n entries (into @held), for the
+ * story to add them: an MSI-X set enabled with fewer entries than it will
+ * use, as a VMM's is before its guest unmasked them all.
+ */
+static void hold_back(struct gen *g, unsigned int n, unsigned int *held)
+{
+	unsigned int keep[CPR_VECTORS_MAX], nr = g->vs->nr - n, i;
+
+	set_entries(g->vs, keep);
+	for (i = 0; i < n; i++)
+		held[i] = keep[nr + i];
+	CPR_ASSERT_OK(cpr_vfio_irq_disable(g->d, g->index),
+		      "disabling MSI-X to enable it again with fewer entries failed");
+	cpr_vectors_free(g->vs, true);
+	g->vs = NULL;
+	CPR_ASSERT_OK(cpr_vfio_enable_msix(g->d, keep, nr, &g->vs),
+		      "enabling MSI-X again without the last %u of its %u entries failed",
+		      n, nr + n);
+	CPR_ASSERT_OK(cpr_vectors_attach(g->vs, g->vm),
+		      "routing the vectors into VM #0 again failed");
+}
+
+/* Entries @e added to VM #n's enabled set, raised into VM #n. */
+static void add_entries(struct gen *g, const unsigned int *e, unsigned int n)
+{
+	unsigned int i;
+	int pos;
+
+	CPR_ASSERT_OK(cpr_vfio_msix_add(g->d, g->vs, e, n),
+		      "adding MSI-X entr%s %u%s to the enabled set in VM #%llu failed",
+		      n > 1 ? "ies" : "y", e[0], n > 1 ? " and more" : "",
+		      (unsigned long long)g->generation);
+	for (i = 0; i < n; i++) {
+		pos = cpr_vectors_find(g->vs, e[i]);
+		CPR_ASSERT_LE(0, pos,
+			      "MSI-X entry %u is not in the set after it was added in VM #%llu",
+			      e[i], (unsigned long long)g->generation);
+		check_vector_delivers(g, pos);
+	}
+	lapic_clear(g);
+}
+
+/* vectors_added_before_handoff_are_claimed: the last two, one by one. */
+static void add_before_handoff(struct gen *g)
+{
+	unsigned int held[2], n = g->vs->nr >= 3 ? 2 : 1, i;
+
+	hold_back(g, n, held);
+	for (i = 0; i < n; i++)
+		add_entries(g, &held[i], 1);
+}
+
+/* successor_enables_a_new_vector: the last entry, left for the successor. */
+static void leave_one_to_add(struct gen *g)
+{
+	char sec[CPR_NAME_MAX + 1];
+	unsigned int e;
+
+	hold_back(g, 1, &e);
+	snprintf(sec, sizeof(sec), "%s%s", g->name, GROW_ENTRY);
+	CPR_ASSERT_OK(cpr_state_set_u64(g->st, sec, e),
+		      "recording the entry left to add in the state failed");
+}
+
+static void successor_adds(struct gen *g)
+{
+	unsigned int asked = cpr_helper_count(g->helper,
+					      CPR_HELPER_REQ_EVENTFDS), e;
+	const unsigned long long gen = g->generation;
+	char sec[CPR_NAME_MAX + 1];
+	struct cpr_vectors *saved;
+	__u64 entry = 0;
+	int pos, spos;
+
+	snprintf(sec, sizeof(sec), "%s%s", g->name, GROW_ENTRY);
+	CPR_ASSERT_OK(cpr_state_get_u64(g->st, sec, &entry),
+		      "the predecessor did not say which MSI-X entry it left to add");
+	e = entry;
+	CPR_ASSERT_EQ(-ENOENT, cpr_vectors_find(g->vs, e),
+		      "MSI-X entry %u, not in use before the handoff, is in the set claimed for VM #%llu",
+		      e, gen);
+	add_entries(g, &e, 1);
+	CPR_ASSERT_EQ(asked + 1, cpr_helper_count(g->helper,
+						  CPR_HELPER_REQ_EVENTFDS),
+		      "MSI-X entry %u's eventfd did not go to the device through the helper, in one VFIO_DEVICE_SET_IRQS",
+		      e);
+	CPR_ASSERT_EQ(0, cpr_helper_count(g->helper, CPR_HELPER_REQ_REFUSED),
+		      "the helper refused what the successor asked for when it added MSI-X entry %u",
+		      e);
+	check_lockdown(g);
+	/* What a next generation would claim. */
+	pos = cpr_vectors_find(g->vs, e);
+	CPR_ASSERT_OK(cpr_vectors_claim(g->st, g->name, NULL, &saved),
+		      "claiming the vectors back from the state after MSI-X entry %u was added failed",
+		      e);
+	spos = cpr_vectors_find(saved, e);
+	CPR_ASSERT_TRUE(spos >= 0 && saved->v[spos].kvm_fd == g->vs->v[pos].kvm_fd,
+			"the state after MSI-X entry %u was added in VM #%llu does not hold it with its eventfd: the next generation would lose it",
+			e, gen);
+	cpr_vectors_free(saved, false);
+	check_every_vector(g);
+}
+
 static const struct story stories[] = {
 	{
 		.name = "inherited_eventfd_signalled_before_attach",
@@ -1637,6 +1762,16 @@ static const struct story stories[] = {
 		.name = "intx_unmasked_by_ioctl",
 		.applies = only_vfio_pci,
 		.before_attach = intx_unmasked_by_ioctl,
+	}, {
+		.name = "vectors_added_before_handoff_are_claimed",
+		.applies = msix_can_grow,
+		.arrange = add_before_handoff,
+		.after_attach = every_vector_and_guest,
+	}, {
+		.name = "successor_enables_a_new_vector",
+		.applies = msix_can_grow,
+		.arrange = leave_one_to_add,
+		.after_attach = successor_adds,
 	}, {
 		.name = "three_generations_keep_delivering",
 		.generations = 3,
@@ -1721,6 +1856,16 @@ TEST_F_TIMEOUT(vfio_cpr_msix, kvm_vfio_moves_to_the_new_vm, 60)
 TEST_F_TIMEOUT(vfio_cpr_msix, no_setup_ioctl_in_successor, 60)
 {
 	TELL(no_setup_ioctl_in_successor);
+}
+
+TEST_F_TIMEOUT(vfio_cpr_msix, vectors_added_before_handoff_are_claimed, 60)
+{
+	TELL(vectors_added_before_handoff_are_claimed);
+}
+
+TEST_F_TIMEOUT(vfio_cpr_msix, successor_enables_a_new_vector, 60)
+{
+	TELL(successor_enables_a_new_vector);
 }
 
 TEST_F_TIMEOUT(vfio_cpr_msix, three_generations_keep_delivering, 180)
