@@ -15,9 +15,10 @@
 #     newer linux-source-6.12);
 #   * configures out of tree in .deps/vm/own/obj/linux-<version>/: an
 #     allnoconfig preseeded (merge_config.sh -n) with selftests/vfio_cpr/
-#     config and scripts/vm/iommufd.config, then olddefconfig; fails unless
-#     every line of iommufd.config ended up in .config as written and every
-#     option selftests/vfio_cpr/config enables is enabled;
+#     config and selftests/vfio_cpr/vmtest.config (the fragment the target's
+#     vmtest.sh merges too: one fragment for both), then olddefconfig; fails
+#     unless every line of vmtest.config ended up in .config as written and
+#     every option selftests/vfio_cpr/config enables is enabled;
 #   * builds vmlinux (PVH-bootable ELF), bzImage and the modules (mtty.ko
 #     among them, from samples/), logging to <obj>/build.log (its tail is
 #     shown on failure);
@@ -36,7 +37,9 @@
 #     (Debian's kernel, the default of run.sh) is left alone.
 #
 # Boot it with: scripts/vm/run.sh --kselftest-dir DIR --kernel <out>/vmlinux
-# --modules <out>/modroot
+# --modules <out>/modroot; `make check-vm-iommufd` (scripts/check-vm-own.sh)
+# runs the target's vmtest.sh in <src> with -d <obj> instead, which finds
+# the object tree configured and built.
 #
 # Idempotent: each step leaves a stamp (a hash of its inputs); a second run
 # with nothing changed only checks the package list and the stamps.
@@ -49,7 +52,7 @@ deps=${VFIO_CPR_DEPS:-$top/.deps}
 vmdir=$deps/vm
 own=$vmdir/own
 pkg=linux-source-6.12
-frag=$top/scripts/vm/iommufd.config
+frag=$top/selftests/vfio_cpr/vmtest.config
 ksft_frag=$top/selftests/vfio_cpr/config
 quiet=
 jobs=$(nproc)

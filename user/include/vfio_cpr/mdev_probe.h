@@ -17,8 +17,8 @@
  * an emulated-IOMMU group is in the container, so cpr_mdev_probe() attaches
  * the mdev's group only for the probe and detaches it again.
  *
- * The guest's /init (scripts/vm/guest-init.sh) makes one instance and
- * exports its UUID as VFIO_CPR_PROBE_MDEV (empty if it could not).
+ * The guest's /init (selftests/vfio_cpr/vmtest-init.sh) makes one instance
+ * and exports its UUID as VFIO_CPR_PROBE_MDEV (empty if it could not).
  *
  * BAR0 of the device (little-endian, VFIO region 0, 4 KiB):
  *   0x00  IOVA: writing 8 bytes pins the page holding it, copies the 64

@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# /init of the VM tier's initramfs (installed there by mkinitramfs.sh; runs
-# under busybox sh in the guest, never on the host).
+# /init of the VM tier's initramfs (installed there by vmtest-initramfs.sh;
+# runs under busybox sh in the guest, never on the host).
 #
 # Usage (kernel command line, all optional):
 #   vfio_cpr.bind=VVVV:DDDD[,VVVV:DDDD...]  PCI ids to bind to vfio-pci
@@ -21,7 +21,8 @@
 #                  own soft limit)
 #
 # It mounts proc/sys/dev/tmp, loads the modules listed in
-# /etc/vfio_cpr/modules in order ("file.ko [params]" per line), binds the
+# /etc/vfio_cpr/modules in order ("file.ko [params]" per line; kvm-amd only
+# on a CPU with svm, kvm-intel only with vmx), binds the
 # listed PCI devices to vfio-pci, creates a fresh mtty instance, exports
 # VFIO_CPR_DEVICES (bound BDFs, then the mdev UUID, comma-separated) and
 # VFIO_CPR_MDEV, creates a vfio_cpr_mdev instance and exports its UUID as
@@ -57,7 +58,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
-# The tests' console (run.sh gives the kernel's log a serial port of its
+# The tests' console (vmtest-run.sh gives the kernel's log a serial port of its
 # own, so that KTAP is never cut by a kernel line).
 tty=$(sed -n 's/.*vfio_cpr\.tty=\([^ ]*\).*/\1/p' /proc/cmdline)
 tty=${tty:-console}
@@ -94,12 +95,19 @@ echo "$BEGIN_MARK"
 read -r up _ < /proc/uptime
 diag "guest: $(uname -r), userspace at ${up}s, $(grep -c ^processor /proc/cpuinfo) cpu(s)"
 
-# Modules, in the order resolved on the host.
+# Modules, in the order resolved on the host.  The image holds KVM's
+# modules for both vendors: the guest's CPU is QEMU's "max" (svm) under TCG,
+# the host's under KVM.
 loaded=
 failed=
+cpu_has() { grep -qw "$1" /proc/cpuinfo; }
 if [ -r /etc/vfio_cpr/modules ]; then
 	while read -r ko params; do
 		[ -n "$ko" ] || continue
+		case ${ko%.ko} in
+		kvm_amd|kvm-amd) cpu_has svm || continue ;;
+		kvm_intel|kvm-intel) cpu_has vmx || continue ;;
+		esac
 		# shellcheck disable=SC2086
 		if out=$(insmod "/lib/modules/vfio_cpr/$ko" $params 2>&1); then
 			loaded="$loaded ${ko%.ko}${params:+($params)}"
@@ -116,12 +124,15 @@ if [ -r /etc/vfio_cpr/modules.missing ]; then
 fi
 
 if [ -c /dev/kvm ]; then
-	nested=$(cat /sys/module/kvm_amd/parameters/nested 2>/dev/null || echo '?')
-	diag "/dev/kvm: present (kvm_amd nested=$nested)"
+	vendor=kvm_amd
+	[ -d /sys/module/kvm_amd ] || vendor=kvm_intel
+	nested=$(cat "/sys/module/$vendor/parameters/nested" 2>/dev/null || echo '?')
+	diag "/dev/kvm: present ($vendor nested=$nested)"
 else
-	svm=no
-	grep -qw svm /proc/cpuinfo && svm=yes
-	diag "/dev/kvm: MISSING (cpu svm flag: $svm)"
+	svm=no vmx=no
+	cpu_has svm && svm=yes
+	cpu_has vmx && vmx=yes
+	diag "/dev/kvm: MISSING (cpu svm flag: $svm, vmx flag: $vmx)"
 fi
 
 # Bind the listed PCI devices to vfio-pci.
