@@ -132,12 +132,13 @@ check-vm-newer: setup
 
 # The VM tier on our own guest kernel (Debian's linux-source-6.12 with
 # CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV, which Debian's kernels lack;
-# ~3.5 min to build on 2 cores, then cached in .deps/vm/own), tests built
-# against its uapi: the cdev_* variants of vfio_cpr_test must run here.
+# ~3.5 min to build on 2 cores, then cached in .deps/vm/own), run as a
+# kernel developer runs it: scripts/intree.sh into that tree, then its
+# tools/testing/selftests/vfio_cpr/vmtest.sh (strict: the cdev_* variants
+# of vfio_cpr_test must run here), and the KTAP through the tree's
+# kunit.py parser.
 check-vm-iommufd: setup
-	@env=$$($(TOP)/scripts/vm/build-kernel.sh -q | tail -n 1) && . "$$env" && \
-	$(TOP)/scripts/run-vm-tier.sh --kernel "$$VM_VMLINUX" \
-		--modules "$$VM_MODROOT" --uapi "$$VM_UAPI_INCLUDE"
+	$(TOP)/scripts/check-vm-own.sh
 
 # The kernel mutant zoo: each patch in scripts/kernel-mutants breaks one
 # behaviour CPR relies on in the own kernel (modules rebuilt, tree restored
