@@ -197,6 +197,8 @@ exec 7>>"$lock"
 if ! flock -n 7; then
 	echo "vmtest-run: waiting for another VM run on this machine to finish ($lock)" >&2
 	flock 7
+	echo "vmtest-run: waited $(elapsed "$t_start" "$(now)")s for it" >&2
+	t_start=$(now)
 fi
 
 work=$(mktemp -d "$workdir/vmtest-run.XXXXXX")
