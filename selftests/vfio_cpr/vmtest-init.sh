@@ -175,47 +175,43 @@ for id in $bind; do
 	[ -n "$matched" ] || diag "bind $id: no such PCI device"
 done
 
+# mdev_create LABEL PARENT TYPE: an instance of TYPE of mdev parent PARENT,
+# its uuid in $created (empty on failure); what happened logged as LABEL.
+mdev_create() {
+	created=
+	m_types=/sys/class/mdev_bus/$2/mdev_supported_types
+	if [ ! -d "$m_types/$3" ]; then
+		diag "$1: $m_types/$3 not found ($2.ko not loaded?)"
+		return 0
+	fi
+	m_uuid=$(cat /proc/sys/kernel/random/uuid)
+	if echo "$m_uuid" > "$m_types/$3/create" 2>/dev/null &&
+			[ -e "/sys/bus/mdev/devices/$m_uuid" ]; then
+		created=$m_uuid
+		m_grp=$(readlink "/sys/bus/mdev/devices/$m_uuid/iommu_group" 2>/dev/null || true)
+		m_grp=${m_grp##*/}
+		diag "$1: created $3 instance $m_uuid, iommu group ${m_grp:-none}, /dev/vfio/${m_grp:-?} $([ -c "/dev/vfio/$m_grp" ] && echo present || echo MISSING)"
+	else
+		diag "$1: creating $3 instance $m_uuid FAILED"
+	fi
+}
+
 # A fresh mtty instance (mtty keeps stale IRQ state across re-opens).
 mdev=
 mtype=$(cmdline_get vfio_cpr.mdev_type)
 mtype=${mtype:-mtty-2}
-types=/sys/class/mdev_bus/mtty/mdev_supported_types
 if [ "$mtype" = none ]; then
 	diag "mtty: not requested"
-elif [ -d "$types/$mtype" ]; then
-	uuid=$(cat /proc/sys/kernel/random/uuid)
-	if echo "$uuid" > "$types/$mtype/create" 2>/dev/null &&
-			[ -e "/sys/bus/mdev/devices/$uuid" ]; then
-		mdev=$uuid
-		devices="$devices${devices:+,}$uuid"
-		grp=$(readlink "/sys/bus/mdev/devices/$uuid/iommu_group" 2>/dev/null || true)
-		grp=${grp##*/}
-		diag "mtty: created $mtype instance $uuid, iommu group ${grp:-none}, /dev/vfio/${grp:-?} $([ -c "/dev/vfio/$grp" ] && echo present || echo MISSING)"
-	else
-		diag "mtty: creating $mtype instance $uuid FAILED"
-	fi
 else
-	diag "mtty: $types/$mtype not found (mtty.ko not loaded?)"
+	mdev_create mtty mtty "$mtype"
+	mdev=$created
+	[ -z "$mdev" ] || devices="$devices${devices:+,}$mdev"
 fi
 
 # A vfio_cpr_mdev instance: the tests' probe of type1's DMA addresses and
 # of KVM-VFIO (selftests/vfio_cpr/mdev), never a device under test.
-probe=
-ptypes=/sys/class/mdev_bus/vfio_cpr_mdev/mdev_supported_types
-if [ -d "$ptypes/vfio_cpr_mdev-1" ]; then
-	uuid=$(cat /proc/sys/kernel/random/uuid)
-	if echo "$uuid" > "$ptypes/vfio_cpr_mdev-1/create" 2>/dev/null &&
-			[ -e "/sys/bus/mdev/devices/$uuid" ]; then
-		probe=$uuid
-		grp=$(readlink "/sys/bus/mdev/devices/$uuid/iommu_group" 2>/dev/null || true)
-		grp=${grp##*/}
-		diag "VFIO_CPR_PROBE_MDEV: created vfio_cpr_mdev-1 instance $uuid, iommu group ${grp:-none}, /dev/vfio/${grp:-?} $([ -c "/dev/vfio/$grp" ] && echo present || echo MISSING)"
-	else
-		diag "VFIO_CPR_PROBE_MDEV: creating vfio_cpr_mdev-1 instance $uuid FAILED"
-	fi
-else
-	diag "VFIO_CPR_PROBE_MDEV: $ptypes/vfio_cpr_mdev-1 not found (vfio_cpr_mdev.ko not loaded?)"
-fi
+mdev_create VFIO_CPR_PROBE_MDEV vfio_cpr_mdev vfio_cpr_mdev-1
+probe=$created
 
 export VFIO_CPR_DEVICES="$devices"
 export VFIO_CPR_MDEV="$mdev"
