@@ -13,6 +13,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/host-kvm.sh"
 ktree=$(cd "${1:-$top/.deps/linux}" && pwd)
 out=$top/build/intree
 make_args=()
@@ -35,12 +36,12 @@ judge() {
 	skips=$(grep -E '^ok [0-9]+ .*# SKIP' "$log" || true)
 	allowed=' '
 	[ -e /dev/vfio/vfio ] || allowed+='vfio_cpr_test '
-	[ -c /dev/kvm ] || allowed+='kvm_cpr_test '
+	host_has_kvm || allowed+='kvm_cpr_test '
 	while read -r line; do
 		[ -n "$line" ] || continue
 		prog=$(sed -E 's/^ok [0-9]+ selftests: vfio_cpr: ([a-z_]+).*/\1/' <<<"$line")
 		if [[ $allowed != *" $prog "* ]] &&
-		   { [ -c /dev/kvm ] || [ "${VFIO_CPR_NO_SKIP:-0}" = 1 ]; }; then
+		   { host_has_kvm || [ "${VFIO_CPR_NO_SKIP:-0}" = 1 ]; }; then
 			echo "# intree: $what: $prog skipped although this machine can run it" >&2
 			bad=1
 		fi

@@ -17,6 +17,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/host-kvm.sh"
 gens=${1:-100}
 prog=$top/build/user/vfio-cpr
 tmp=$(mktemp -d)
@@ -27,7 +28,7 @@ make -s -C "$top" lib
 [ -x "$prog" ] || fail "no $prog"
 
 rc=0
-if [ -c /dev/kvm ]; then
+if host_has_kvm; then
 	echo "# vfio-cpr run --generations $gens --json"
 	"$prog" run --generations "$gens" --json > "$tmp/run.json" || rc=$?
 	echo "# vfio-cpr run --generations 2 --dump-state"

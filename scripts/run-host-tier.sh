@@ -13,12 +13,13 @@
 set -uo pipefail
 
 dir=${1:?usage: $0 BUILD_DIR}
+. "$(dirname "$0")/host-kvm.sh"
 tests=(cpr_state_test cpr_input_test cpr_exec_test cpr_transfer_test kvm_cpr_test
 	cpr_lockdown_test)
 pass=0 fail=0 skip=0 rc=0
 
 must_run=0 kvm=0 no_kvm_skips=0
-[ -r /dev/kvm ] && [ -w /dev/kvm ] && must_run=1 kvm=1
+host_has_kvm && must_run=1 kvm=1
 [ "${VFIO_CPR_NO_SKIP:-0}" = 1 ] && must_run=1
 
 for t in "${tests[@]}"; do
@@ -41,7 +42,7 @@ for t in "${tests[@]}"; do
 	fi
 	# Skips for want of /dev/kvm are the environment's on a host without it.
 	k=0
-	[ "$kvm" -eq 1 ] || k=$(grep -cE '^(ok [0-9]+ .*# SKIP|1\.\.0 # SKIP).*/dev/kvm' "$log")
+	[ "$kvm" -eq 1 ] || k=$(count_kvm_skips "$log")
 	no_kvm_skips=$((no_kvm_skips + k))
 	if [ "$((s - k))" -gt 0 ] && [ "$must_run" -eq 1 ]; then
 		echo "# $t skipped $((s - k)) test(s) although the host tier must run here (/dev/kvm usable or VFIO_CPR_NO_SKIP=1)"

@@ -13,6 +13,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/host-kvm.sh"
 gens=${1:-10000}
 [[ $gens =~ ^[1-9][0-9]*$ ]] || { echo "soak: GENERATIONS must be a positive number" >&2; exit 2; }
 make -s -C "$top" lib
@@ -22,7 +23,7 @@ trap 'rm -rf "$out" "$out.guest"' EXIT
 echo "# soak: vfio-cpr run --generations $gens --dwell 1 --json"
 t0=$(date +%s)
 rc=0
-if [ -c /dev/kvm ]; then
+if host_has_kvm; then
 	"$top/build/user/vfio-cpr" run --generations "$gens" --dwell 1 --json > "$out" || rc=$?
 else
 	echo "# soak: no /dev/kvm here: the runs go to the VM tier's guest (nested KVM)"
