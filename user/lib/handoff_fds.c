@@ -78,21 +78,39 @@ int cpr_launcher_fds_save(struct cpr_state *st)
 				     n * sizeof(keep[0]));
 }
 
+/*
+ * Section @sec of @st read as a list of at most @max fds: *@fds and its
+ * length *@nr (0 when the section is absent).
+ */
+static int fd_list_section(const struct cpr_state *st, const char *sec,
+			   unsigned int max, const __s32 **fds, unsigned int *nr)
+{
+	size_t len;
+
+	*nr = 0;
+	*fds = cpr_state_get_section(st, sec, &len);
+	if (!*fds)
+		return 0;
+	if (len % sizeof(**fds) || len / sizeof(**fds) > max)
+		return cpr_err(-EBADMSG, "section '%s' has %zu bytes, not a list of at most %u fds",
+			       sec, len, max);
+	*nr = len / sizeof(**fds);
+	return 0;
+}
+
 /* The successor: the launcher fds the predecessor carried. */
 int cpr_launcher_fds_load(const struct cpr_state *st)
 {
 	const __s32 *fds;
-	size_t len;
-	unsigned int i;
+	unsigned int i, nr;
+	int ret;
 
 	nr_launcher_fds = 0;
-	fds = cpr_state_get_section(st, CPR_SEC_LAUNCHER_FDS, &len);
-	if (!fds)
-		return 0;
-	if (len % sizeof(*fds) || len / sizeof(*fds) > CPR_LAUNCHER_FDS_MAX)
-		return cpr_err(-EBADMSG, "section '%s' has %zu bytes, not a list of at most %d fds",
-			       CPR_SEC_LAUNCHER_FDS, len, CPR_LAUNCHER_FDS_MAX);
-	for (i = 0; i < len / sizeof(*fds); i++)
+	ret = fd_list_section(st, CPR_SEC_LAUNCHER_FDS, CPR_LAUNCHER_FDS_MAX,
+			      &fds, &nr);
+	if (ret)
+		return ret;
+	for (i = 0; i < nr; i++)
 		launcher_fds[nr_launcher_fds++] = fds[i];
 	return 0;
 }
@@ -151,18 +169,16 @@ int cpr_dispose_fds_save(struct cpr_state *st)
 int cpr_dispose_fds_load(struct cpr_state *st)
 {
 	const __s32 *fds;
-	size_t len;
-	unsigned int i;
+	unsigned int i, nr;
+	int ret;
 
 	nr_dispose_fds = 0;
-	fds = cpr_state_get_section(st, CPR_SEC_DISPOSE_FDS, &len);
-	if (!fds)
-		return 0;
-	if (len % sizeof(*fds) || len / sizeof(*fds) > CPR_DISPOSE_FDS_MAX)
-		return cpr_err(-EBADMSG, "section '%s' has %zu bytes, not a list of at most %d fds",
-			       CPR_SEC_DISPOSE_FDS, len, CPR_DISPOSE_FDS_MAX);
+	ret = fd_list_section(st, CPR_SEC_DISPOSE_FDS, CPR_DISPOSE_FDS_MAX,
+			      &fds, &nr);
+	if (ret || !fds)
+		return ret;
 	/* Never close what is not the predecessor's: open, above stderr. */
-	for (i = 0; i < len / sizeof(*fds); i++)
+	for (i = 0; i < nr; i++)
 		if (fds[i] > 2 && fcntl(fds[i], F_GETFD) >= 0)
 			dispose_fds[nr_dispose_fds++] = fds[i];
 	/* Not this generation's business once closed: not handed on. */
