@@ -631,6 +631,26 @@ if [ "${VFIO_CPR_NO_SKIP:-0}" = 1 ] && [ "$n_skip" -gt 0 ]; then
 	problems+=("$n_skip SKIP result(s) with VFIO_CPR_NO_SKIP=1")
 fi
 
+# The lines of each failed test case, from its RUN line to its 'not ok'
+# (the first 8 cases, 40 lines each at most): printed last, where a CI
+# log's tail shows them.
+failed_cases() {
+	[ "$n_notok" -gt 0 ] || return 0
+	echo "# vm: the failed test cases ($n_notok 'not ok' line(s); the first 8, from RUN to 'not ok'):"
+	sed '/^# vm: ---- the guest kernel/,$d' "$log" | awk '
+		/#  RUN / { n = 0; run = 1 }
+		{ buf[n++ % 40] = $0 }
+		/^[# ]*not ok [0-9]+ / && run {
+			if (++cases > 8)
+				exit
+			for (i = n > 40 ? n - 40 : 0; i < n; i++)
+				print buf[i % 40]
+			run = 0
+			next
+		}
+		/^[# ]*not ok [0-9]+ / && !run { print }'
+}
+
 boot_s=-
 [ -z "$t_begin" ] || boot_s=$(elapsed "$t_built" "$t_begin")
 # shellcheck disable=SC2016 # the quotes are text, inside double quotes
@@ -663,6 +683,7 @@ if [ ${#problems[@]} -gt 0 ]; then
 		echo "# vm: the guest kernel's log, last 30 lines:" >&2
 		tr -d '\r' < "$klog" | tail -n 30 >&2
 	fi
+	failed_cases >&2
 	exit 1
 fi
 exit 0
