@@ -25,14 +25,32 @@ if [ ! -f "$sdir/lib.mk" ]; then
 fi
 
 dst=$sdir/vfio_cpr
-rm -rf "$dst"
-mkdir -p "$dst/lib/include/vfio_cpr" "$dst/mdev"
-# cp -p: the sources keep their times, so that a build of the target in
-# an object tree of its own (make O=...) stays incremental across copies.
-cp -p "$top"/selftests/vfio_cpr/{Makefile,config,settings,vmtest.config} "$dst/"
-cp -p "$top"/selftests/vfio_cpr/vmtest*.sh "$dst/"
-cp -p "$top"/selftests/vfio_cpr/*.c "$top"/selftests/vfio_cpr/*.h "$dst/"
-cp -p "$top"/user/lib/*.[ch] "$top"/user/lib/libvfio_cpr.mk "$dst/lib/"
-cp -p "$top"/user/include/vfio_cpr/*.h "$dst/lib/include/vfio_cpr/"
-cp -p "$top"/selftests/vfio_cpr/mdev/{Kbuild,vfio_cpr_mdev.c} "$dst/mdev/"
+dirs=("$dst" "$dst/lib" "$dst/lib/include/vfio_cpr" "$dst/mdev")
+mkdir -p "${dirs[@]}"
+# Only a file whose content changed is written, and then with the time of
+# the copy: a build of the target in an object tree of its own (make O=...)
+# stays incremental across copies, and never takes an older source (from
+# another checkout or branch) for one it already built.
+declare -A put_files=()
+put() {
+	local to=${*: -1} f
+	for f in "${@:1:$#-1}"; do
+		put_files["$to/${f##*/}"]=1
+		cmp -s "$f" "$to/${f##*/}" || cp "$f" "$to/"
+	done
+}
+put "$top"/selftests/vfio_cpr/{Makefile,config,settings,vmtest.config} "$dst"
+put "$top"/selftests/vfio_cpr/vmtest*.sh "$dst"
+put "$top"/selftests/vfio_cpr/*.c "$top"/selftests/vfio_cpr/*.h "$dst"
+put "$top"/user/lib/*.[ch] "$top"/user/lib/libvfio_cpr.mk "$dst/lib"
+put "$top"/user/include/vfio_cpr/*.h "$dst/lib/include/vfio_cpr"
+put "$top"/selftests/vfio_cpr/mdev/{Kbuild,vfio_cpr_mdev.c} "$dst/mdev"
+# Whatever else is there (a removed source, an in-tree build's output) goes.
+for d in "${dirs[@]}" "$dst/lib/include"; do
+	for f in "$d"/* "$d"/.[!.]*; do
+		[ -e "$f" ] || continue
+		case $f in "$dst/lib" | "$dst/lib/include" | "$dst/lib/include/vfio_cpr" | "$dst/mdev") continue ;; esac
+		[ -n "${put_files[$f]:-}" ] || rm -rf "$f"
+	done
+done
 echo "intree: vfio_cpr target in $dst"
