@@ -89,9 +89,9 @@ soak: setup
 	$(TOP)/scripts/soak.sh $(SOAK_GENERATIONS)
 
 # The VM tier: QEMU, kernel and mtty come from scripts/vm/provision.sh.
-# check-vm and check-vm-newer add a device with a 2048-entry MSI-X table
-# (more than a guest's vector budget: the tests go on with a sparse set
-# that spans it).
+# check-vm, check-vm-newer and check-vm-iommufd add a device with a
+# 2048-entry MSI-X table (more than a guest's vector budget: the tests go
+# on with a sparse set that spans it).
 WIDE_MSIX = --device virtio-net-pci,vectors=2048 --bind 1af4:1000
 check-vm: setup
 	$(TOP)/scripts/run-vm-tier.sh $(WIDE_MSIX)
@@ -135,10 +135,10 @@ check-vm-newer: setup
 # ~3.5 min to build on 2 cores, then cached in .deps/vm/own), run as a
 # kernel developer runs it: scripts/intree.sh into that tree, then its
 # tools/testing/selftests/vfio_cpr/vmtest.sh (strict: the cdev_* variants
-# of vfio_cpr_test must run here), and the KTAP through the tree's
-# kunit.py parser.
+# of vfio_cpr_test must run here) with the 2048-entry MSI-X device too, and
+# the KTAP through the tree's kunit.py parser.
 check-vm-iommufd: setup
-	$(TOP)/scripts/check-vm-own.sh
+	$(TOP)/scripts/check-vm-own.sh -- $(WIDE_MSIX)
 
 # The kernel mutant zoo: each patch in scripts/kernel-mutants breaks one
 # behaviour CPR relies on in the own kernel (modules rebuilt, tree restored
