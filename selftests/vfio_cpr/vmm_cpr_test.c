@@ -138,6 +138,8 @@ struct vmm {
  */
 struct story {
 	const char *name;
+	/* NULL, or why the story does not apply to this VMM's devices. */
+	const char *(*applies)(const struct vmm *m);
 	void (*arrange)(struct vmm *m);
 	void (*blackout)(struct vmm *m);
 	void (*before_attach)(struct vmm *m);
@@ -492,14 +494,16 @@ static unsigned int total_vectors(const struct vmm *m)
 static void attach_vectors(struct vmm *m)
 {
 	struct cpr_vectors *vss[VMM_DEVS_MAX];
-	const unsigned int n = vector_sets(m, vss);
+	const unsigned int n = vector_sets(m, vss), one = n ? 1 : 0;
 	const unsigned int before = cpr_vm_routing_commits(m->vm);
+	unsigned int commits;
 
 	CPR_ASSERT_OK(cpr_vectors_attach_sets(m->vm, vss, n),
-		      "attaching the %u vectors of %u devices to VM #%llu failed",
+		      "attaching the %u vector(s) of %u device(s) to VM #%llu failed",
 		      total_vectors(m), n, (unsigned long long)m->generation);
-	CPR_ASSERT_EQ(n ? 1 : 0, cpr_vm_routing_commits(m->vm) - before,
-		      "the %u MSI/MSI-X vectors of %u devices must be routed into VM #%llu in one KVM_SET_GSI_ROUTING",
+	commits = cpr_vm_routing_commits(m->vm) - before;
+	CPR_ASSERT_EQ(one, commits,
+		      "the %u MSI/MSI-X vector(s) of %u device(s) must be routed into VM #%llu in one KVM_SET_GSI_ROUTING",
 		      total_vectors(m), n, (unsigned long long)m->generation);
 }
 
@@ -595,7 +599,7 @@ static bool take_devices(struct vmm *m, enum cpr_vfio_iface iface,
 	}
 	/* Before any VM or vector eventfd: the helper must not hold one. */
 	CPR_ASSERT_OK(cpr_helper_start(m->st, devs, m->nr, NULL, 0, &m->helper),
-		      "starting the device helper of %u devices failed", m->nr);
+		      "starting the device helper of %u device(s) failed", m->nr);
 	CPR_ASSERT_OK(cpr_vm_create(&m->vm, VMM_VCPUS), "creating VM #0 failed");
 	for (j = 0; j < m->nr; j++) {
 		struct dev *dv = &m->dev[j];
@@ -868,7 +872,7 @@ static int handoff_next(struct vmm *m)
 	pid = cpr_test_give_to_self(m->st, "vmm-xfer", path, arg,
 				    XFER_TIMEOUT_MS, &ops, m);
 	CPR_ASSERT_GE(pid, 0,
-		      "the socket handoff of the VMM to its successor failed");
+		      "the socket handoff of the VMM to its successor failed (a failure of the successor is printed above)");
 	/* Handed over: this VM is done; the successor decides the outcome. */
 	for (j = 0; j < m->nr; j++) {
 		if (m->dev[j].vs)
@@ -888,8 +892,13 @@ static int handoff_next(struct vmm *m)
 static void tell(struct __test_metadata *_metadata, struct vmm *m,
 		 const struct story *s)
 {
+	const char *why;
+
 	if (!m->ready)
 		SKIP(return, "%s", m->skip);
+	why = s->applies ? s->applies(m) : NULL;
+	if (why)
+		SKIP(return, "not applicable: %s", why);
 	m->story = s;
 	if (s->arrange)
 		s->arrange(m);
@@ -1143,7 +1152,7 @@ static void blackout_delivered_once(struct vmm *m)
 	}
 	seen = cpr_now_ns();
 	fprintf(stdout,
-		"# VMM of %u devices, %u vectors raised, generation %llu: blackout %.3f ms\n",
+		"# VMM of %u device(s), %u vector(s) raised, generation %llu: blackout %.3f ms\n",
 		m->nr, count, (unsigned long long)m->generation,
 		(seen - m->handoff_start_ns) / 1e6);
 	for (j = 0; j < m->nr; j++)
@@ -1167,13 +1176,19 @@ static void blackout_delivered_once(struct vmm *m)
 	}
 }
 
+static const char *has_vectors(const struct vmm *m)
+{
+	return total_vectors(m) ? NULL :
+	       "no device of this VMM uses MSI or MSI-X: it routes no vector";
+}
+
 /*
  * all_vectors_routed_in_one_commit: every vector of every device has its
  * route and its irqfd in VM #1, all made by one KVM_SET_GSI_ROUTING.
  */
 static void routed_in_one_commit(struct vmm *m)
 {
-	unsigned int j, i, sets = 0;
+	unsigned int j, i, sets = 0, one, commits;
 
 	for (j = 0; j < m->nr; j++) {
 		struct dev *dv = &m->dev[j];
@@ -1190,16 +1205,18 @@ static void routed_in_one_commit(struct vmm *m)
 					"irqfd",
 					(unsigned long long)m->generation);
 	}
+	one = sets ? 1 : 0;
 	CPR_ASSERT_EQ(total_vectors(m), cpr_vm_nr_routes(m->vm),
-		      "VM #%llu holds another number of MSI routes than the %u vectors of its %u MSI/MSI-X devices",
+		      "VM #%llu holds another number of MSI routes than the %u vector(s) of its %u MSI/MSI-X device(s)",
 		      (unsigned long long)m->generation, total_vectors(m), sets);
-	CPR_ASSERT_EQ(sets ? 1 : 0, cpr_vm_routing_commits(m->vm),
-		      "the %u vectors of %u devices must be routed into VM #%llu in one KVM_SET_GSI_ROUTING",
+	commits = cpr_vm_routing_commits(m->vm);
+	CPR_ASSERT_EQ(one, commits,
+		      "the %u vector(s) of %u device(s) must be routed into VM #%llu in one KVM_SET_GSI_ROUTING",
 		      total_vectors(m), sets, (unsigned long long)m->generation);
 	fprintf(stdout,
-		"# VMM: %u vectors of %u devices routed in VM #%llu with %u KVM_SET_GSI_ROUTING\n",
+		"# VMM: %u vector(s) of %u device(s) routed in VM #%llu with %u KVM_SET_GSI_ROUTING\n",
 		total_vectors(m), sets, (unsigned long long)m->generation,
-		cpr_vm_routing_commits(m->vm));
+		commits);
 }
 
 /*
@@ -1229,7 +1246,7 @@ static void every_device_reused(struct vmm *m)
 	CPR_ASSERT_EQ(0, cpr_helper_count(m->helper, CPR_HELPER_REQ_REFUSED),
 		      "the successor asked the helper for what its policy refuses");
 	fprintf(stdout,
-		"# VMM: %u devices reused, no setup ioctl; %u trigger(s), %u unmask(s) by the helper\n",
+		"# VMM: %u device(s) reused, no setup ioctl; %u trigger(s), %u unmask(s) by the helper\n",
 		m->nr, cpr_helper_count(m->helper, CPR_HELPER_REQ_TRIGGER),
 		cpr_helper_count(m->helper, CPR_HELPER_REQ_UNMASK));
 }
@@ -1303,6 +1320,7 @@ static const struct story stories[] = {
 		.after_attach = blackout_delivered_once,
 	}, {
 		.name = "all_vectors_routed_in_one_commit",
+		.applies = has_vectors,
 		.after_attach = routed_in_one_commit,
 	}, {
 		.name = "every_device_reused_no_setup_ioctl",
