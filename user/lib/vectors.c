@@ -413,20 +413,16 @@ static void vectors_unroute(struct cpr_vectors *vs)
 }
 
 /*
- * Routes in @vm for every vector with a kvm fd and no route yet, one
- * commit, irqfds if unmasked; on failure those are undone (and a set
- * that had no route at all is in no VM again).
+ * Stage a route in @vm for every vector of @vs with a kvm fd and no route
+ * yet (@vs is in @vm from now on); their positions in @pos, *@n of them
+ * (@pos NULL: not noted).  Nothing reaches KVM before a commit.
  */
-static int vectors_route(struct cpr_vectors *vs, struct cpr_vm *vm)
+static int vectors_stage(struct cpr_vectors *vs, struct cpr_vm *vm,
+			 unsigned int *pos, unsigned int *n)
 {
-	unsigned int i, k, n = 0, *pos;
-	bool fresh = !vs->vm;
+	unsigned int i;
 	int ret = 0;
 
-	pos = malloc((vs->nr + 1) * sizeof(*pos));
-	if (!pos)
-		return cpr_err(-ENOMEM, "%s: routing %u vectors", vs->dev,
-			       vs->nr);
 	vs->vm = vm;
 	for (i = 0; i < vs->nr && !ret; i++) {
 		struct cpr_vector *v = &vs->v[i];
@@ -435,14 +431,32 @@ static int vectors_route(struct cpr_vectors *vs, struct cpr_vm *vm)
 		if (v->kvm_fd < 0 || v->virq >= 0)
 			continue;
 		gsi = cpr_vm_gsi_alloc(vm);
-		if (gsi < 0) {
-			ret = gsi;
-			break;
-		}
+		if (gsi < 0)
+			return gsi;
 		v->virq = gsi;
-		pos[n++] = i;
+		if (pos)
+			pos[(*n)++] = i;
 		ret = cpr_vm_route_msi(vm, gsi, &v->msg);
 	}
+	return ret;
+}
+
+/*
+ * Routes in @vm for every vector with a kvm fd and no route yet, one
+ * commit, irqfds if unmasked; on failure those are undone (and a set
+ * that had no route at all is in no VM again).
+ */
+static int vectors_route(struct cpr_vectors *vs, struct cpr_vm *vm)
+{
+	unsigned int k, n = 0, *pos;
+	bool fresh = !vs->vm;
+	int ret;
+
+	pos = malloc((vs->nr + 1) * sizeof(*pos));
+	if (!pos)
+		return cpr_err(-ENOMEM, "%s: routing %u vectors", vs->dev,
+			       vs->nr);
+	ret = vectors_stage(vs, vm, pos, &n);
 	if (!ret)
 		ret = cpr_vm_routes_commit(vm);
 	for (k = 0; k < n && !ret; k++)
@@ -479,20 +493,42 @@ static int vectors_reinject(struct cpr_vectors *vs)
 	return 0;
 }
 
+int cpr_vectors_attach_sets(struct cpr_vm *vm, struct cpr_vectors *const *vss,
+			    unsigned int nr_sets)
+{
+	unsigned int s, t, i;
+	int ret = 0;
+
+	for (s = 0; s < nr_sets; s++) {
+		if (vss[s]->vm)
+			return cpr_err(-EBUSY, "%s: vectors already attached to a VM",
+				       vss[s]->dev);
+		for (t = 0; t < s; t++)
+			if (vss[t] == vss[s])
+				return cpr_err(-EINVAL, "%s: the same vector set given twice",
+					       vss[s]->dev);
+	}
+	/* Every route of every set, then one KVM_SET_GSI_ROUTING. */
+	for (s = 0; s < nr_sets && !ret; s++)
+		ret = vectors_stage(vss[s], vm, NULL, NULL);
+	if (!ret)
+		ret = cpr_vm_routes_commit(vm);
+	for (s = 0; s < nr_sets && !ret; s++)
+		for (i = 0; i < vss[s]->nr && !ret; i++)
+			if (vss[s]->v[i].virq >= 0 && !vss[s]->v[i].masked)
+				ret = cpr_vector_irqfd(vss[s], i);
+	for (s = 0; s < nr_sets && !ret; s++)
+		ret = vectors_reinject(vss[s]);
+	if (ret)
+		for (s = 0; s < nr_sets; s++)
+			if (vss[s]->vm)
+				vectors_unroute(vss[s]);
+	return ret;
+}
+
 int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm)
 {
-	int ret;
-
-	if (vs->vm)
-		return cpr_err(-EBUSY, "%s: vectors already attached to a VM",
-			       vs->dev);
-	ret = vectors_route(vs, vm);
-	if (ret)
-		return ret;
-	ret = vectors_reinject(vs);
-	if (ret)
-		vectors_unroute(vs);
-	return ret;
+	return cpr_vectors_attach_sets(vm, &vs, 1);
 }
 
 /* The set's vectors and @nr new ones for @entries, merged by entry. */

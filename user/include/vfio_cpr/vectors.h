@@ -152,6 +152,14 @@ int cpr_vectors_set_msg(struct cpr_vectors *vs, unsigned int i,
  * Vectors without one get virq = -1.
  */
 int cpr_vectors_attach(struct cpr_vectors *vs, struct cpr_vm *vm);
+/*
+ * cpr_vectors_attach() of the @nr_sets sets @vss (a VMM's devices, none
+ * in a VM yet, each given once) at once: the routes of every set in one
+ * KVM_SET_GSI_ROUTING, then the irqfds, then the re-injections.  On
+ * failure no set is in @vm.
+ */
+int cpr_vectors_attach_sets(struct cpr_vm *vm, struct cpr_vectors *const *vss,
+			    unsigned int nr_sets);
 
 /*
  * Stop delivering into the current VM before a handoff: mark the handoff
