@@ -30,12 +30,12 @@ judge() {
 		echo "# intree: $what: a test failed" >&2
 		bad=1
 	fi
-	# vfio_cpr_test needs VFIO and kvm_cpr_test KVM, which this host may
-	# lack (then the VM tier's guest runs them, with no skip allowed);
-	# every other program must run.
+	# vfio_cpr_test and vmm_cpr_test need VFIO and kvm_cpr_test KVM, which
+	# this host may lack (then the VM tier's guest runs them, with no skip
+	# allowed); every other program must run.
 	skips=$(grep -E '^ok [0-9]+ .*# SKIP' "$log" || true)
 	allowed=' '
-	[ -e /dev/vfio/vfio ] || allowed+='vfio_cpr_test '
+	[ -e /dev/vfio/vfio ] || allowed+='vfio_cpr_test vmm_cpr_test '
 	host_has_kvm || allowed+='kvm_cpr_test '
 	while read -r line; do
 		[ -n "$line" ] || continue
