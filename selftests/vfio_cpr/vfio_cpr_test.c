@@ -91,6 +91,8 @@
 #define SET_HELD	"_test_vectors"
 /* The entry the successor adds in successor_enables_a_new_vector. */
 #define GROW_ENTRY	"_test_grow_entry"
+/* retargeted_vector_arrives_at_its_new_vcpu: entry | new APIC id << 32. */
+#define MOVED_ENTRY	"_test_moved_entry"
 
 enum handoff_mode { MODE_EXEC, MODE_SOCKET };
 
@@ -125,6 +127,11 @@ struct gen {
 	void *dma;		/* DMA buffer, in a preserved memfd */
 	int dma_fd;
 	bool dma_vaddr;		/* the container takes VFIO_DMA_*_FLAG_VADDR */
+	/* A vector given a new destination before the handoff (MOVED_ENTRY). */
+	bool moved;
+	unsigned int moved_entry;
+	unsigned int moved_dest;
+	unsigned int moved_from;
 	__u64 arrived_ns;	/* when arrived_at_dest() last saw one there */
 };
 
@@ -290,7 +297,8 @@ static void unmask_intx(struct gen *g)
  * of a handoff without reading the library's section (whose messages are
  * what is checked): spread over the vCPUs as a guest spreads its device's
  * vectors (irq affinity), table entry e at APIC id (3 * e + 1) % VCPUS, so
- * that entry 0 is not on vCPU 0 and neighbours are apart.
+ * that entry 0 is not on vCPU 0 and neighbours are apart; the vector that
+ * retargeted_vector_arrives_at_its_new_vcpu moved, where it moved it.
  * INTx: APIC 0, where its IOAPIC pin sends it.
  */
 static unsigned int dest_of(const struct gen *g, unsigned int i)
@@ -299,6 +307,8 @@ static unsigned int dest_of(const struct gen *g, unsigned int i)
 
 	if (is_intx(g))
 		return 0;
+	if (g->moved && e == g->moved_entry)
+		return g->moved_dest;
 	return (3 * e + 1) % VCPUS;
 }
 
@@ -376,10 +386,17 @@ static const char *route_text(const struct gen *g, unsigned int i)
 /* Who lost vector @i's destination, if it arrives elsewhere. */
 static const char *lost_by(const struct gen *g, unsigned int i)
 {
-	(void)i;
+	static char buf[128];
+
 	if (!g->generation)
 		return "KVM did not deliver it where its route points";
-	return "the destination was lost in the handoff";
+	if (g->moved && entry_of(g, i) == g->moved_entry)
+		snprintf(buf, sizeof(buf),
+			 "the destination it was moved to from APIC %u before the handoff was lost in the handoff",
+			 g->moved_from);
+	else
+		snprintf(buf, sizeof(buf), "the destination was lost in the handoff");
+	return buf;
 }
 
 /*
@@ -1167,6 +1184,24 @@ static void check_lockdown(struct gen *g)
 		      cpr_lockdown_describe(what, sizeof(what)));
 }
 
+/* The vector the predecessor moved to another vCPU, if it moved one. */
+static void moved_load(struct gen *g)
+{
+	char sec[CPR_NAME_MAX + 1];
+	__u64 m = 0;
+	int ret;
+
+	snprintf(sec, sizeof(sec), "%s%s", g->name, MOVED_ENTRY);
+	ret = cpr_state_get_u64(g->st, sec, &m);
+	if (ret == -ENOENT)
+		return;
+	CPR_ASSERT_OK(ret, "reading which vector the predecessor moved failed");
+	g->moved = true;
+	g->moved_entry = (__u32)m;
+	g->moved_dest = (m >> 32) & 0xff;
+	g->moved_from = (m >> 40) & 0xff;
+}
+
 /*
  * Everything a successor does once it holds the device: the story's
  * checks before anything is attached, the DMA mapping moved to this
@@ -1176,6 +1211,7 @@ static void check_lockdown(struct gen *g)
  */
 static void attach_and_check(struct gen *g)
 {
+	moved_load(g);
 	/* The sections as the predecessor left them when it detached. */
 	if (!is_intx(g)) {
 		CPR_ASSERT_OK(cpr_vectors_claim(g->st, g->name, NULL, &g->vs),
@@ -1460,6 +1496,66 @@ static void every_vector_and_guest(struct gen *g)
 {
 	check_every_vector(g);
 	check_guest_takes(g, 0);
+}
+
+/*
+ * retargeted_vector_arrives_at_its_new_vcpu: just before the handoff the
+ * guest moves the last vector to another vCPU (irq affinity) and the VMM
+ * follows - masks it, routes its GSI with the new message (one commit),
+ * unmasks it - so the saved state carries the new message.  VM #n+1 must
+ * route it there, not where it was, nor to vCPU 0.
+ */
+static const char *has_msi_message(const struct gen *g)
+{
+	if (!is_intx(g))
+		return NULL;
+	snprintf(why_not, sizeof(why_not),
+		 "%s INTx reaches the VMs through IOAPIC pin %d, not an MSI message: it has no message to retarget",
+		 g->label, INTX_PIN);
+	return why_not;
+}
+
+static unsigned int moved_vector(const struct gen *g)
+{
+	return nr_vectors(g) - 1;
+}
+
+static void retarget(struct gen *g)
+{
+	const unsigned int r = moved_vector(g), e = entry_of(g, r);
+	const unsigned long long gen = g->generation;
+	char sec[CPR_NAME_MAX + 1];
+
+	check_vector_delivers(g, r);
+	g->moved_from = dest_of(g, r);
+	g->moved_entry = e;
+	g->moved_dest = (g->moved_from + 2) % VCPUS;
+	g->moved = true;
+	CPR_ASSERT_OK(cpr_vectors_mask(g->vs, r),
+		      "masking %s %s %u in VM #%llu to move it failed",
+		      irq_name(g), vec_word(g), e, gen);
+	aim(g, r);
+	CPR_ASSERT_OK(cpr_vectors_unmask(g->vs, r),
+		      "unmasking %s %s %u in VM #%llu, moved to APIC %u, failed",
+		      irq_name(g), vec_word(g), e, gen, g->moved_dest);
+	check_vector_delivers(g, r);
+	snprintf(sec, sizeof(sec), "%s%s", g->name, MOVED_ENTRY);
+	CPR_ASSERT_OK(cpr_state_set_u64(g->st, sec, e |
+					(__u64)g->moved_dest << 32 |
+					(__u64)g->moved_from << 40),
+		      "recording the moved vector in the state failed");
+}
+
+static void retargeted_arrives(struct gen *g)
+{
+	const unsigned int r = moved_vector(g);
+
+	CPR_ASSERT_TRUE(g->moved && g->moved_entry == entry_of(g, r),
+			"the predecessor did not record that it moved %s %s %u",
+			irq_name(g), vec_word(g), entry_of(g, r));
+	check_vector_delivers(g, r);
+	check_every_vector(g);
+	check_guest_takes(g, r);
 }
 
 /* err_req_notifiers_still_wired */
@@ -1905,6 +2001,11 @@ static const struct story stories[] = {
 		.arrange = every_vector_and_guest,
 		.after_attach = every_vector_and_guest,
 	}, {
+		.name = "retargeted_vector_arrives_at_its_new_vcpu",
+		.applies = has_msi_message,
+		.arrange = retarget,
+		.after_attach = retargeted_arrives,
+	}, {
 		.name = "err_req_notifiers_still_wired",
 		.applies = has_err_req,
 		.after_attach = notifiers_wired,
@@ -2003,6 +2104,11 @@ TEST_F_TIMEOUT(vfio_cpr_msix, every_vector_delivers_in_both_vms, 60)
 	TELL(every_vector_delivers_in_both_vms);
 }
 
+TEST_F_TIMEOUT(vfio_cpr_msix, retargeted_vector_arrives_at_its_new_vcpu, 60)
+{
+	TELL(retargeted_vector_arrives_at_its_new_vcpu);
+}
+
 TEST_F_TIMEOUT(vfio_cpr_msix, err_req_notifiers_still_wired, 60)
 {
 	TELL(err_req_notifiers_still_wired);
@@ -2058,6 +2164,11 @@ TEST_F_TIMEOUT(vfio_cpr_msi, every_vector_delivers_in_both_vms, 60)
 	TELL(every_vector_delivers_in_both_vms);
 }
 
+TEST_F_TIMEOUT(vfio_cpr_msi, retargeted_vector_arrives_at_its_new_vcpu, 60)
+{
+	TELL(retargeted_vector_arrives_at_its_new_vcpu);
+}
+
 TEST_F_TIMEOUT(vfio_cpr_msi, err_req_notifiers_still_wired, 60)
 {
 	TELL(err_req_notifiers_still_wired);
@@ -2111,6 +2222,11 @@ TEST_F_TIMEOUT(vfio_cpr_intx, intx_unmasked_by_ioctl, 60)
 TEST_F_TIMEOUT(vfio_cpr_intx, every_vector_delivers_in_both_vms, 60)
 {
 	TELL(every_vector_delivers_in_both_vms);
+}
+
+TEST_F_TIMEOUT(vfio_cpr_intx, retargeted_vector_arrives_at_its_new_vcpu, 60)
+{
+	TELL(retargeted_vector_arrives_at_its_new_vcpu);
 }
 
 TEST_F_TIMEOUT(vfio_cpr_intx, err_req_notifiers_still_wired, 60)
