@@ -20,6 +20,9 @@
  * device fds for the few VFIO_DEVICE_SET_IRQS a successor may ask for),
  * VM #0 with the group or cdev in its KVM-VFIO device, the IRQ type
  * enabled and routed into VM #0, the device's interrupt sources set up.
+ * Every VM has VCPUS vCPUs, and the MSI/MSI-X messages are spread over
+ * them as a guest spreads its device's vectors: every interrupt a story
+ * raises must arrive at the vCPU its message names, and at no other.
  * A device given that cannot be opened fails; a device without the IRQ
  * type, or a kernel without the interface, skips saying which.
  *
@@ -48,6 +51,7 @@
 
 #include "kselftest_harness.h"
 #include "cpr_assert.h"
+#include "cpr_mdev_renew.h"
 #include "cpr_test_util.h"
 #include "vfio_cpr/fd.h"
 #include "vfio_cpr/handoff.h"
@@ -60,6 +64,12 @@
 #include "vfio_cpr/vfio_helper.h"
 
 #define IRR_WAIT_MS	2000
+/*
+ * vCPUs of every VM, VM #0 and each successor's: a guest spreads its
+ * device's vectors over them, so a handoff that loses a vector's
+ * destination shows.
+ */
+#define VCPUS		4
 #define GUEST_WAIT_MS	10000
 /* How long a second delivery of one interrupt would take to show. */
 #define TWICE_WAIT_US	50000
@@ -84,6 +94,8 @@
 #define SET_HELD	"_test_vectors"
 /* The entry the successor adds in successor_enables_a_new_vector. */
 #define GROW_ENTRY	"_test_grow_entry"
+/* retargeted_vector_arrives_at_its_new_vcpu: entry | new APIC id << 32. */
+#define MOVED_ENTRY	"_test_moved_entry"
 
 /* The harness's options that take a value (6.12+: -r, -t, -f, -v, ...). */
 #define HARNESS_OPTARG	"FfVvTtr"
@@ -121,6 +133,12 @@ struct gen {
 	void *dma;		/* DMA buffer, in a preserved memfd */
 	int dma_fd;
 	bool dma_vaddr;		/* the container takes VFIO_DMA_*_FLAG_VADDR */
+	/* A vector given a new destination before the handoff (MOVED_ENTRY). */
+	bool moved;
+	unsigned int moved_entry;
+	unsigned int moved_dest;
+	unsigned int moved_from;
+	__u64 arrived_ns;	/* when arrived_at_dest() last saw one there */
 };
 
 /*
@@ -280,125 +298,224 @@ static void unmask_intx(struct gen *g)
 		      "unmask eventfd");
 }
 
-static void lapic_clear(struct gen *g)
+/*
+ * The APIC id - the vCPU - vector @i's message names, known to both sides
+ * of a handoff without reading the library's section (whose messages are
+ * what is checked): spread over the vCPUs as a guest spreads its device's
+ * vectors (irq affinity), table entry e at APIC id (3 * e + 1) % VCPUS, so
+ * that entry 0 is not on vCPU 0 and neighbours are apart; the vector that
+ * retargeted_vector_arrives_at_its_new_vcpu moved, where it moved it.
+ * INTx: APIC 0, where its IOAPIC pin sends it.
+ */
+static unsigned int dest_of(const struct gen *g, unsigned int i)
 {
-	CPR_ASSERT_OK(cpr_vm_lapic_clear(g->vm, 0),
-		      "clearing VM #%llu's LAPIC failed",
+	unsigned int e = entry_of(g, i);
+
+	if (is_intx(g))
+		return 0;
+	if (g->moved && e == g->moved_entry)
+		return g->moved_dest;
+	return (3 * e + 1) % VCPUS;
+}
+
+/* Vector @i's message made to name dest_of() (routed: one commit). */
+static void aim(struct gen *g, unsigned int i)
+{
+	const struct cpr_msi_msg msg = cpr_msi_msg_make(dest_of(g, i),
+							lapic_vec(g, i));
+
+	CPR_ASSERT_OK(cpr_vectors_set_msg(g->vs, i, &msg),
+		      "giving %s %s %u a message to APIC %u in VM #%llu failed",
+		      irq_name(g), vec_word(g), entry_of(g, i), dest_of(g, i),
 		      (unsigned long long)g->generation);
 }
 
-static int wait_irr(struct gen *g, unsigned int vec)
+/* Every vector's message to its vCPU: before the set is routed. */
+static void spread(struct gen *g)
 {
-	return cpr_test_wait_irr(g->vm, 0, vec, IRR_WAIT_MS);
+	unsigned int i;
+
+	for (i = 0; i < g->vs->nr; i++)
+		aim(g, i);
 }
 
-/* Vector @i raised (by the device where it can) reaches the VM as routed. */
-static void check_vector_delivers(struct gen *g, unsigned int i)
+/* Every LAPIC of the VM emptied before a raise: from outside, on purpose. */
+static void lapic_clear(struct gen *g)
 {
-	int ret;
+	unsigned int c;
 
-	lapic_clear(g);
+	for (c = 0; c < cpr_vm_nr_vcpus(g->vm); c++)
+		CPR_ASSERT_OK(cpr_vm_lapic_clear(g->vm, c),
+			      "clearing the LAPIC of VM #%llu's vCPU %u failed",
+			      (unsigned long long)g->generation, c);
+}
+
+/* Whether LAPIC vector @vec is in the IRR of the VM's vCPU @c now. */
+static bool irr_on(struct gen *g, unsigned int c, unsigned int vec)
+{
+	int ret = cpr_vm_lapic_irr_test(g->vm, c, vec);
+
+	CPR_ASSERT_LE(0, ret, "reading the LAPIC IRR of VM #%llu's vCPU %u failed",
+		      (unsigned long long)g->generation, c);
+	return ret;
+}
+
+/* The first vCPU but @but whose IRR holds @vec now, or -1. */
+static int irr_elsewhere(struct gen *g, unsigned int vec, unsigned int but)
+{
+	unsigned int c;
+
+	for (c = 0; c < cpr_vm_nr_vcpus(g->vm); c++)
+		if (c != but && irr_on(g, c, vec))
+			return c;
+	return -1;
+}
+
+/* The first vCPU whose IRR holds @vec now, or -1. */
+static int irr_anywhere(struct gen *g, unsigned int vec)
+{
+	return irr_elsewhere(g, vec, UINT_MAX);
+}
+
+/* What routes vector @i: "GSI 25", or "IOAPIC pin 20" for INTx. */
+static const char *route_text(const struct gen *g, unsigned int i)
+{
+	static char buf[64];
+
+	if (is_intx(g))
+		snprintf(buf, sizeof(buf), "IOAPIC pin %d", INTX_PIN);
+	else
+		snprintf(buf, sizeof(buf), "GSI %d", g->vs->v[i].virq);
+	return buf;
+}
+
+/* Who lost vector @i's destination, if it arrives elsewhere. */
+static const char *lost_by(const struct gen *g, unsigned int i)
+{
+	static char buf[128];
+
+	if (!g->generation)
+		return "KVM did not deliver it where its route points";
+	if (g->moved && entry_of(g, i) == g->moved_entry)
+		snprintf(buf, sizeof(buf),
+			 "the destination it was moved to from APIC %u before the handoff was lost in the handoff",
+			 g->moved_from);
+	else
+		snprintf(buf, sizeof(buf), "the destination was lost in the handoff");
+	return buf;
+}
+
+/*
+ * Whether vector @i, raised, shows within IRR_WAIT_MS in the IRR of the
+ * vCPU its message names (dest_of()), as the LAPIC vector it names.
+ * Found there, it must be in no other vCPU's IRR; found only on another
+ * vCPU, its destination was lost: both fail here.  Found nowhere: false,
+ * for the caller to say what that means.
+ */
+static bool arrived_at_dest(struct gen *g, unsigned int i)
+{
+	const unsigned int dest = dest_of(g, i), vec = lapic_vec(g, i);
+	const unsigned long long gen = g->generation;
+	int ret = cpr_test_wait_irr(g->vm, dest, vec, IRR_WAIT_MS), other;
+
+	g->arrived_ns = cpr_now_ns();
+	CPR_ASSERT_LE(0, ret, "reading the LAPIC IRR of VM #%llu's vCPU %u failed",
+		      gen, dest);
+	other = irr_elsewhere(g, vec, dest);
+	if (ret)
+		CPR_ASSERT_LT(other, 0,
+			      "%s %s %u (%s) arrived at vCPU %u in VM #%llu, the APIC its %s names, and at vCPU %d too",
+			      irq_name(g), vec_word(g), entry_of(g, i),
+			      route_text(g, i), dest, gen,
+			      is_intx(g) ? "pin" : "message", other);
+	else
+		CPR_ASSERT_LT(other, 0,
+			      "%s %s %u (%s) arrived at vCPU %d in VM #%llu, its %s names APIC %u: %s",
+			      irq_name(g), vec_word(g), entry_of(g, i),
+			      route_text(g, i), other, gen,
+			      is_intx(g) ? "pin" : "message", dest, lost_by(g, i));
+	return ret;
+}
+
+/*
+ * Vector @i raised (by the device where it can) reaches the VM as routed:
+ * the LAPIC vector and the vCPU its message names, no other vCPU.  The
+ * LAPICs are empty before, and after: only that vCPU's is cleared.
+ */
+static void vector_delivers(struct gen *g, unsigned int i)
+{
+	bool there;
+
 	raise_vec(g, i);
-	ret = wait_irr(g, lapic_vec(g, i));
+	there = arrived_at_dest(g, i);
 	ack(g);
 	if (is_intx(g))
 		unmask_intx(g);
-	CPR_ASSERT_EQ(1, ret,
-		      "%s %s %u raised %s did not reach VM #%llu's LAPIC as 0x%x, the vector its %s names",
-		      irq_name(g), vec_word(g), entry_of(g, i), raised_how(g),
-		      (unsigned long long)g->generation, lapic_vec(g, i),
-		      is_intx(g) ? "IOAPIC pin" : "MSI route");
+	CPR_ASSERT_TRUE(there,
+			"%s %s %u raised %s did not reach VM #%llu's vCPU %u as 0x%x: the vector its %s names, at the vCPU it names",
+			irq_name(g), vec_word(g), entry_of(g, i), raised_how(g),
+			(unsigned long long)g->generation, dest_of(g, i),
+			lapic_vec(g, i), is_intx(g) ? "IOAPIC pin" : "MSI route");
+	CPR_ASSERT_OK(cpr_vm_lapic_clear(g->vm, dest_of(g, i)),
+		      "clearing the LAPIC of VM #%llu's vCPU %u failed",
+		      (unsigned long long)g->generation, dest_of(g, i));
+}
+
+static void check_vector_delivers(struct gen *g, unsigned int i)
+{
+	lapic_clear(g);
+	vector_delivers(g, i);
 }
 
 static void check_every_vector(struct gen *g)
 {
 	unsigned int i;
 
-	for (i = 0; i < nr_vectors(g); i++)
-		check_vector_delivers(g, i);
 	lapic_clear(g);
+	for (i = 0; i < nr_vectors(g); i++)
+		vector_delivers(g, i);
 }
 
 /*
- * A real-mode vCPU takes the first vector in its handler.  An emulated
- * e1000e may still send an MSI-X message of an earlier raise (seen once in
- * ~10 runs): such a stray is taken first if its priority is higher; it is
- * noted and the awaited vector must still come, within the same bound.
+ * The real-mode guest, run on the vCPU vector @i's message names, takes
+ * it in its handler.  An emulated e1000e may still send an MSI-X message
+ * of an earlier raise (seen once in ~10 runs): such a stray is taken
+ * first if it is on that vCPU and its priority is higher; it is noted and
+ * the awaited vector must still come, within the same bound.
  */
-static void check_guest_takes(struct gen *g)
+static void check_guest_takes(struct gen *g, unsigned int i)
 {
 	__u64 end = cpr_now_ns() + GUEST_WAIT_MS * 1000000ull;
+	const unsigned int c = dest_of(g, i);
 	unsigned int got = 0, strays = 0;
 	int ret;
 
 	lapic_clear(g);
-	raise_vec(g, 0);
+	raise_vec(g, i);
 	for (;;) {
-		ret = cpr_vm_guest_wait(g->vm, 0, GUEST_WAIT_MS, &got);
-		if (ret || got == lapic_vec(g, 0) || ++strays > 8 ||
+		ret = cpr_vm_guest_wait(g->vm, c, GUEST_WAIT_MS, &got);
+		if (ret || got == lapic_vec(g, i) || ++strays > 8 ||
 		    cpr_now_ns() > end)
 			break;
-		printf("# %s: the vCPU took stray vector 0x%x before 0x%x\n",
-		       g->label, got, lapic_vec(g, 0));
+		printf("# %s: vCPU %u took stray vector 0x%x before 0x%x\n",
+		       g->label, c, got, lapic_vec(g, i));
 	}
 	ack(g);
 	if (is_intx(g))
 		unmask_intx(g);
 	CPR_ASSERT_EQ(0, ret,
-		      "the real-mode vCPU of VM #%llu did not take %s %s %u (0x%x) in its handler: KVM_RUN gave %d (%s)",
-		      (unsigned long long)g->generation, irq_name(g),
-		      vec_word(g), entry_of(g, 0), lapic_vec(g, 0), ret,
+		      "the real-mode vCPU %u of VM #%llu, the APIC its %s names, did not take %s %s %u (0x%x) in its handler: KVM_RUN gave %d (%s)",
+		      c, (unsigned long long)g->generation,
+		      is_intx(g) ? "IOAPIC pin" : "message", irq_name(g),
+		      vec_word(g), entry_of(g, i), lapic_vec(g, i), ret,
 		      cpr_last_error());
-	CPR_ASSERT_EQ(lapic_vec(g, 0), got,
-		      "the real-mode vCPU of VM #%llu took another vector than %s %s %u",
-		      (unsigned long long)g->generation, irq_name(g),
-		      vec_word(g), entry_of(g, 0));
+	CPR_ASSERT_EQ(lapic_vec(g, i), got,
+		      "the real-mode vCPU %u of VM #%llu took another vector than %s %s %u",
+		      c, (unsigned long long)g->generation, irq_name(g),
+		      vec_word(g), entry_of(g, i));
 }
 
 /* ---- The device as a VMM holds it ---- */
-
-static int sysfs_write(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : (n < 0 ? -errno : -EIO);
-}
-
-/*
- * The mtty sample of older kernels (6.1) enables MSI once per instance: a
- * disable keeps its eventfd pointer and it ignores every later enable (6.12
- * resets it on close).  Before MSI, give it a fresh instance of the same
- * type under the same UUID.  The previous test's helper may still be
- * closing the device: retry its removal a little.
- */
-static int renew_mdev(const char *uuid)
-{
-	char path[PATH_MAX], type[PATH_MAX], create[PATH_MAX + 8];
-	int i, ret;
-
-	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/mdev_type", uuid);
-	if (!realpath(path, type))
-		return -errno;
-	snprintf(create, sizeof(create), "%s/create", type);
-	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", uuid);
-	for (i = 0; i < 200; i++) {
-		ret = sysfs_write(path, "1");
-		if (ret != -EBUSY)
-			break;
-		usleep(10000);
-	}
-	if (!ret)
-		ret = sysfs_write(create, uuid);
-	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/iommu_group", uuid);
-	for (i = 0; !ret && access(path, F_OK) && i < 200; i++)
-		usleep(10000);
-	return ret ? ret : access(path, F_OK) ? -ENOENT : 0;
-}
 
 /*
  * The DMA buffer, a memfd the handoff preserves: mapped through the
@@ -658,7 +775,7 @@ static const char *take_device(struct gen *g, unsigned int index,
 		return skip_with(g, "%s", cpr_last_error());
 	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s", g->name);
 	if (!access(path, F_OK) && index == VFIO_PCI_MSI_IRQ_INDEX)
-		CPR_ASSERT_OK(renew_mdev(g->name),
+		CPR_ASSERT_OK(cpr_test_renew_mdev(g->name),
 			      "re-creating the mtty instance for MSI (6.1's enables MSI once) failed");
 
 	g->st = cpr_state_new();
@@ -684,7 +801,8 @@ static const char *take_device(struct gen *g, unsigned int index,
 		      "starting the device helper failed");
 	g->d->helper = g->helper;
 
-	CPR_ASSERT_OK(cpr_vm_create(&g->vm, 1), "creating VM #0 failed");
+	CPR_ASSERT_OK(cpr_vm_create(&g->vm, VCPUS),
+		      "creating VM #0 with %u vCPUs failed", VCPUS);
 	CPR_ASSERT_OK(cpr_vm_vfio_add_group(g->vm, cpr_vfio_kvm_file(g->d)),
 		      "adding the %s to VM #0's KVM-VFIO device failed",
 		      iface == CPR_VFIO_IFACE_CDEV ? "device cdev" : "group");
@@ -699,6 +817,7 @@ static const char *take_device(struct gen *g, unsigned int index,
 							  &g->vs),
 				      "enabling %u %s vectors failed", count,
 				      irq_name(g));
+		spread(g);
 		CPR_ASSERT_OK(cpr_vectors_attach(g->vs, g->vm),
 			      "routing the vectors into VM #0 failed");
 	}
@@ -1034,6 +1153,24 @@ static void check_lockdown(struct gen *g)
 		      cpr_lockdown_describe(what, sizeof(what)));
 }
 
+/* The vector the predecessor moved to another vCPU, if it moved one. */
+static void moved_load(struct gen *g)
+{
+	char sec[CPR_NAME_MAX + 1];
+	__u64 m = 0;
+	int ret;
+
+	snprintf(sec, sizeof(sec), "%s%s", g->name, MOVED_ENTRY);
+	ret = cpr_state_get_u64(g->st, sec, &m);
+	if (ret == -ENOENT)
+		return;
+	CPR_ASSERT_OK(ret, "reading which vector the predecessor moved failed");
+	g->moved = true;
+	g->moved_entry = (__u32)m;
+	g->moved_dest = (m >> 32) & 0xff;
+	g->moved_from = (m >> 40) & 0xff;
+}
+
 /*
  * Everything a successor does once it holds the device: the story's
  * checks before anything is attached, the DMA mapping moved to this
@@ -1043,6 +1180,7 @@ static void check_lockdown(struct gen *g)
  */
 static void attach_and_check(struct gen *g)
 {
+	moved_load(g);
 	/* The sections as the predecessor left them when it detached. */
 	if (!is_intx(g)) {
 		CPR_ASSERT_OK(cpr_vectors_claim(g->st, g->name, NULL, &g->vs),
@@ -1061,9 +1199,9 @@ static void attach_and_check(struct gen *g)
 							DMA_SIZE),
 			      "moving the IOAS DMA mapping to the successor failed");
 	if (!g->vm)
-		CPR_ASSERT_OK(cpr_vm_create(&g->vm, 1),
-			      "creating VM #%llu failed",
-			      (unsigned long long)g->generation);
+		CPR_ASSERT_OK(cpr_vm_create(&g->vm, VCPUS),
+			      "creating VM #%llu with %u vCPUs failed",
+			      (unsigned long long)g->generation, VCPUS);
 	kvm_vfio_take(g);
 	if (is_intx(g)) {
 		intx_attach(g);
@@ -1155,8 +1293,9 @@ static int xfer_prepare(struct cpr_state *st, void *arg)
 	CPR_ASSERT_OK(cpr_state_get_u64(st, CPR_SEC_GENERATION, &g->generation),
 		      "the received state has no generation");
 	take_over(g);
-	CPR_ASSERT_OK(cpr_vm_create(&g->vm, 1), "creating VM #%llu failed",
-		      (unsigned long long)g->generation);
+	CPR_ASSERT_OK(cpr_vm_create(&g->vm, VCPUS),
+		      "creating VM #%llu with %u vCPUs failed",
+		      (unsigned long long)g->generation, VCPUS);
 	return 0;
 }
 
@@ -1289,24 +1428,26 @@ static long long host_irq_count(const struct gen *g, unsigned int i)
 /* The interrupt raised while no VM listened arrives, once. */
 static void blackout_delivered_once(struct gen *g)
 {
-	int ret = wait_irr(g, lapic_vec(g, 0));
-	__u64 seen = cpr_now_ns();
-	long long irqs = host_irq_count(g, 0), more;
+	long long irqs, more;
 	const char *why;
+	int c;
 
-	CPR_ASSERT_EQ(1, ret,
-		      "KVM did not inject the interrupt already pending on %s %s %u's eventfd when its irqfd was assigned in VM #%llu",
-		      irq_name(g), vec_word(g), entry_of(g, 0),
-		      (unsigned long long)g->generation);
+	CPR_ASSERT_TRUE(arrived_at_dest(g, 0),
+			"KVM did not inject the interrupt already pending on %s %s %u's eventfd when its irqfd was assigned in VM #%llu (as 0x%x at vCPU %u)",
+			irq_name(g), vec_word(g), entry_of(g, 0),
+			(unsigned long long)g->generation, lapic_vec(g, 0),
+			dest_of(g, 0));
+	irqs = host_irq_count(g, 0);
 	printf("# %s %s generation %llu: blackout %.3f ms\n", g->label,
 	       irq_name(g), (unsigned long long)g->generation,
-	       (seen - g->handoff_start_ns) / 1e6);
+	       (g->arrived_ns - g->handoff_start_ns) / 1e6);
 	ack(g);
 	lapic_clear(g);
 	if (is_intx(g))
 		unmask_intx(g);
 	usleep(TWICE_WAIT_US);
-	if (!cpr_vm_lapic_irr_test(g->vm, 0, lapic_vec(g, 0)))
+	c = irr_anywhere(g, lapic_vec(g, 0));
+	if (c < 0)
 		return;
 	more = host_irq_count(g, 0);
 	if (irqs < 0 || more < 0)
@@ -1327,11 +1468,11 @@ static void leave_pending_in_lapic(struct gen *g)
 
 	lapic_clear(g);
 	raise_vec(g, p);
-	CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, p)),
-		      "%s %s %u raised %s did not reach VM #%llu's LAPIC as 0x%x, the vector its %s names",
-		      irq_name(g), vec_word(g), entry_of(g, p), raised_how(g),
-		      (unsigned long long)g->generation, lapic_vec(g, p),
-		      is_intx(g) ? "IOAPIC pin" : "MSI route");
+	CPR_ASSERT_TRUE(arrived_at_dest(g, p),
+			"%s %s %u raised %s did not reach VM #%llu's vCPU %u as 0x%x: the vector its %s names, at the vCPU it names",
+			irq_name(g), vec_word(g), entry_of(g, p), raised_how(g),
+			(unsigned long long)g->generation, dest_of(g, p),
+			lapic_vec(g, p), is_intx(g) ? "IOAPIC pin" : "MSI route");
 	ack(g);
 }
 
@@ -1339,10 +1480,10 @@ static void pending_carried(struct gen *g)
 {
 	unsigned int p = pending_vector(g);
 
-	CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, p)),
-		      "%s %s %u pending in VM #%llu's LAPIC at the handoff was lost",
-		      irq_name(g), vec_word(g), entry_of(g, p),
-		      (unsigned long long)g->generation - 1);
+	CPR_ASSERT_TRUE(arrived_at_dest(g, p),
+			"%s %s %u pending in VM #%llu's LAPIC at the handoff was lost",
+			irq_name(g), vec_word(g), entry_of(g, p),
+			(unsigned long long)g->generation - 1);
 	lapic_clear(g);
 	if (is_intx(g))
 		unmask_intx(g);
@@ -1373,14 +1514,14 @@ static void masked_pending_on_unmask(struct gen *g)
 	CPR_ASSERT_TRUE(g->vs->v[m].masked && g->vs->v[m].pending,
 			"MSI-X entry %u lost its masked and pending state across the handoff",
 			e);
-	CPR_ASSERT_EQ(0, cpr_vm_lapic_irr_test(g->vm, 0, lapic_vec(g, m)),
+	CPR_ASSERT_LT(irr_anywhere(g, lapic_vec(g, m)), 0,
 		      "MSI-X entry %u was delivered into VM #%llu while still masked",
 		      e, (unsigned long long)g->generation);
 	CPR_ASSERT_OK(cpr_vectors_unmask(g->vs, m),
 		      "unmasking MSI-X entry %u failed", e);
-	CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, m)),
-		      "MSI-X entry %u, masked and pending at the handoff, was not delivered into VM #%llu when unmasked",
-		      e, (unsigned long long)g->generation);
+	CPR_ASSERT_TRUE(arrived_at_dest(g, m),
+			"MSI-X entry %u, masked and pending at the handoff, was not delivered into VM #%llu when unmasked",
+			e, (unsigned long long)g->generation);
 	lapic_clear(g);
 }
 
@@ -1388,7 +1529,67 @@ static void masked_pending_on_unmask(struct gen *g)
 static void every_vector_and_guest(struct gen *g)
 {
 	check_every_vector(g);
-	check_guest_takes(g);
+	check_guest_takes(g, 0);
+}
+
+/*
+ * retargeted_vector_arrives_at_its_new_vcpu: just before the handoff the
+ * guest moves the last vector to another vCPU (irq affinity) and the VMM
+ * follows - masks it, routes its GSI with the new message (one commit),
+ * unmasks it - so the saved state carries the new message.  VM #n+1 must
+ * route it there, not where it was, nor to vCPU 0.
+ */
+static const char *has_msi_message(const struct gen *g)
+{
+	if (!is_intx(g))
+		return NULL;
+	snprintf(why_not, sizeof(why_not),
+		 "%s INTx reaches the VMs through IOAPIC pin %d, not an MSI message: it has no message to retarget",
+		 g->label, INTX_PIN);
+	return why_not;
+}
+
+static unsigned int moved_vector(const struct gen *g)
+{
+	return nr_vectors(g) - 1;
+}
+
+static void retarget(struct gen *g)
+{
+	const unsigned int r = moved_vector(g), e = entry_of(g, r);
+	const unsigned long long gen = g->generation;
+	char sec[CPR_NAME_MAX + 1];
+
+	check_vector_delivers(g, r);
+	g->moved_from = dest_of(g, r);
+	g->moved_entry = e;
+	g->moved_dest = (g->moved_from + 2) % VCPUS;
+	g->moved = true;
+	CPR_ASSERT_OK(cpr_vectors_mask(g->vs, r),
+		      "masking %s %s %u in VM #%llu to move it failed",
+		      irq_name(g), vec_word(g), e, gen);
+	aim(g, r);
+	CPR_ASSERT_OK(cpr_vectors_unmask(g->vs, r),
+		      "unmasking %s %s %u in VM #%llu, moved to APIC %u, failed",
+		      irq_name(g), vec_word(g), e, gen, g->moved_dest);
+	check_vector_delivers(g, r);
+	snprintf(sec, sizeof(sec), "%s%s", g->name, MOVED_ENTRY);
+	CPR_ASSERT_OK(cpr_state_set_u64(g->st, sec, e |
+					(__u64)g->moved_dest << 32 |
+					(__u64)g->moved_from << 40),
+		      "recording the moved vector in the state failed");
+}
+
+static void retargeted_arrives(struct gen *g)
+{
+	const unsigned int r = moved_vector(g);
+
+	CPR_ASSERT_TRUE(g->moved && g->moved_entry == entry_of(g, r),
+			"the predecessor did not record that it moved %s %s %u",
+			irq_name(g), vec_word(g), entry_of(g, r));
+	check_vector_delivers(g, r);
+	check_every_vector(g);
+	check_guest_takes(g, r);
 }
 
 /* err_req_notifiers_still_wired */
@@ -1661,18 +1862,18 @@ static void chain_after(struct gen *g)
 	__u64 prev = g->generation - 1;
 
 	if (chain_raises(g, prev)) {
-		CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, 0)),
-			      "KVM did not inject the interrupt already pending on %s %s %u's eventfd when its irqfd was assigned in VM #%llu",
-			      irq_name(g), vec_word(g), entry_of(g, 0),
-			      (unsigned long long)g->generation);
+		CPR_ASSERT_TRUE(arrived_at_dest(g, 0),
+				"KVM did not inject the interrupt already pending on %s %s %u's eventfd when its irqfd was assigned in VM #%llu",
+				irq_name(g), vec_word(g), entry_of(g, 0),
+				(unsigned long long)g->generation);
 		ack(g);
 	}
 	if (chain_carries(g, prev))
-		CPR_ASSERT_EQ(1, wait_irr(g, lapic_vec(g, pending_vector(g))),
-			      "%s %s %u pending in VM #%llu's LAPIC at the handoff was lost",
-			      irq_name(g), vec_word(g),
-			      entry_of(g, pending_vector(g)),
-			      (unsigned long long)prev);
+		CPR_ASSERT_TRUE(arrived_at_dest(g, pending_vector(g)),
+				"%s %s %u pending in VM #%llu's LAPIC at the handoff was lost",
+				irq_name(g), vec_word(g),
+				entry_of(g, pending_vector(g)),
+				(unsigned long long)prev);
 	lapic_clear(g);
 	if (is_intx(g))
 		unmask_intx(g);
@@ -1723,11 +1924,15 @@ static void hold_back(struct gen *g, unsigned int n, unsigned int *held)
 	CPR_ASSERT_OK(cpr_vfio_enable_msix(g->d, keep, nr, &g->vs),
 		      "enabling MSI-X again without the last %u of its %u entries failed",
 		      n, nr + n);
+	spread(g);
 	CPR_ASSERT_OK(cpr_vectors_attach(g->vs, g->vm),
 		      "routing the vectors into VM #0 again failed");
 }
 
-/* Entries @e added to VM #n's enabled set, raised into VM #n. */
+/*
+ * Entries @e added to VM #n's enabled set, each given a message to its
+ * vCPU (the library made one to APIC 0), raised into VM #n.
+ */
 static void add_entries(struct gen *g, const unsigned int *e, unsigned int n)
 {
 	unsigned int i;
@@ -1742,6 +1947,7 @@ static void add_entries(struct gen *g, const unsigned int *e, unsigned int n)
 		CPR_ASSERT_LE(0, pos,
 			      "MSI-X entry %u is not in the set after it was added in VM #%llu",
 			      e[i], (unsigned long long)g->generation);
+		aim(g, pos);
 		check_vector_delivers(g, pos);
 	}
 	lapic_clear(g);
@@ -1828,6 +2034,11 @@ static const struct story stories[] = {
 		.name = "every_vector_delivers_in_both_vms",
 		.arrange = every_vector_and_guest,
 		.after_attach = every_vector_and_guest,
+	}, {
+		.name = "retargeted_vector_arrives_at_its_new_vcpu",
+		.applies = has_msi_message,
+		.arrange = retarget,
+		.after_attach = retargeted_arrives,
 	}, {
 		.name = "err_req_notifiers_still_wired",
 		.applies = has_err_req,
@@ -1927,6 +2138,11 @@ TEST_F_TIMEOUT(vfio_cpr_msix, every_vector_delivers_in_both_vms, 60)
 	TELL(every_vector_delivers_in_both_vms);
 }
 
+TEST_F_TIMEOUT(vfio_cpr_msix, retargeted_vector_arrives_at_its_new_vcpu, 60)
+{
+	TELL(retargeted_vector_arrives_at_its_new_vcpu);
+}
+
 TEST_F_TIMEOUT(vfio_cpr_msix, err_req_notifiers_still_wired, 60)
 {
 	TELL(err_req_notifiers_still_wired);
@@ -1982,6 +2198,11 @@ TEST_F_TIMEOUT(vfio_cpr_msi, every_vector_delivers_in_both_vms, 60)
 	TELL(every_vector_delivers_in_both_vms);
 }
 
+TEST_F_TIMEOUT(vfio_cpr_msi, retargeted_vector_arrives_at_its_new_vcpu, 60)
+{
+	TELL(retargeted_vector_arrives_at_its_new_vcpu);
+}
+
 TEST_F_TIMEOUT(vfio_cpr_msi, err_req_notifiers_still_wired, 60)
 {
 	TELL(err_req_notifiers_still_wired);
@@ -2035,6 +2256,11 @@ TEST_F_TIMEOUT(vfio_cpr_intx, intx_unmasked_by_ioctl, 60)
 TEST_F_TIMEOUT(vfio_cpr_intx, every_vector_delivers_in_both_vms, 60)
 {
 	TELL(every_vector_delivers_in_both_vms);
+}
+
+TEST_F_TIMEOUT(vfio_cpr_intx, retargeted_vector_arrives_at_its_new_vcpu, 60)
+{
+	TELL(retargeted_vector_arrives_at_its_new_vcpu);
 }
 
 TEST_F_TIMEOUT(vfio_cpr_intx, err_req_notifiers_still_wired, 60)
