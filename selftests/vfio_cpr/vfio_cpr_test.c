@@ -53,6 +53,7 @@
 #include "cpr_assert.h"
 #include "cpr_mdev_renew.h"
 #include "cpr_test_util.h"
+#include "cpr_vector_set.h"
 #include "vfio_cpr/fd.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/kvm.h"
@@ -897,18 +898,10 @@ static void kvm_vfio_take(struct gen *g)
  */
 static void record_set(struct gen *g)
 {
-	__u32 rec[2 + CPR_VECTORS_MAX];
 	char sec[CPR_NAME_MAX + 1];
-	unsigned int i;
 
-	rec[0] = g->vs->table_size;
-	rec[1] = g->vs->nr;
-	for (i = 0; i < g->vs->nr; i++)
-		rec[2 + i] = g->vs->v[i].entry;
 	snprintf(sec, sizeof(sec), "%s%s", g->name, SET_HELD);
-	CPR_ASSERT_OK(cpr_state_set_section(g->st, sec, rec,
-					    (2 + g->vs->nr) * sizeof(rec[0])),
-		      "recording the vector set in the state failed");
+	cpr_test_set_record(g->st, sec, g->vs, g->label);
 }
 
 /*
@@ -917,41 +910,16 @@ static void record_set(struct gen *g)
  */
 static void check_claimed(struct gen *g)
 {
-	unsigned int e[CPR_VECTORS_MAX], i, nr, table;
 	const unsigned long long prev = g->generation - 1;
-	const __u32 *rec;
 	char sec[CPR_NAME_MAX + 1], list[1024];
-	size_t len = 0;
-	int pos;
+	unsigned int e[CPR_VECTORS_MAX], nr;
 
 	snprintf(sec, sizeof(sec), "%s%s", g->name, SET_HELD);
-	rec = cpr_state_get_section(g->st, sec, &len);
-	CPR_ASSERT_TRUE(rec && len >= 8 && len == (2 + rec[1]) * sizeof(*rec),
-			"the predecessor did not record the vector set it held");
-	table = rec[0];
-	nr = rec[1];
-	for (i = 0; i < nr; i++) {
-		pos = cpr_vectors_find(g->vs, rec[2 + i]);
-		CPR_ASSERT_LE(0, pos,
-			      "%s %s %u of %s, one of the %u VM #%llu used (table of %u), was not claimed for VM #%llu",
-			      irq_name(g), vec_word(g), rec[2 + i], g->label, nr,
-			      prev, table, prev + 1);
-		CPR_ASSERT_TRUE(g->vs->v[pos].kvm_fd >= 0 &&
-				g->vs->v[pos].interrupt_fd >= 0,
-				"%s %s %u of %s was claimed for VM #%llu without its eventfds: none saved under that entry",
-				irq_name(g), vec_word(g), rec[2 + i], g->label,
-				prev + 1);
-	}
-	CPR_ASSERT_EQ(nr, g->vs->nr,
-		      "the claim of %s for VM #%llu holds %u %s vectors, VM #%llu used %u: it made up entries",
-		      g->label, prev + 1, g->vs->nr, irq_name(g), prev, nr);
-	CPR_ASSERT_EQ(table, g->vs->table_size,
-		      "the claim of %s for VM #%llu says the %s table has %u entries, VM #%llu had %u",
-		      g->label, prev + 1, irq_name(g), g->vs->table_size, prev,
-		      table);
+	cpr_test_set_check_claim(g->st, sec, g->vs, g->label, irq_name(g),
+				 vec_word(g), prev);
 	nr = set_entries(g->vs, e);
 	printf("# %s %s generation %llu: claimed %u of %u %s: %s\n",
-	       g->label, irq_name(g), prev + 1, nr, table,
+	       g->label, irq_name(g), prev + 1, nr, g->vs->table_size,
 	       g->index == VFIO_PCI_MSIX_IRQ_INDEX ? "table entries" : "vectors",
 	       entries_text(e, nr, list, sizeof(list)));
 }

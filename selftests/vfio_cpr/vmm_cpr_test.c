@@ -48,6 +48,7 @@
 #include "cpr_assert.h"
 #include "cpr_mdev_renew.h"
 #include "cpr_test_util.h"
+#include "cpr_vector_set.h"
 #include "vfio_cpr/handoff.h"
 #include "vfio_cpr/kvm.h"
 #include "vfio_cpr/lockdown.h"
@@ -713,19 +714,10 @@ static void kvm_vfio_take(struct vmm *m, struct dev *dv)
 /* The vector set VM #n used, in a section of the test's own. */
 static void record_set(struct vmm *m, struct dev *dv)
 {
-	__u32 rec[2 + CPR_VECTORS_MAX];
 	char sec[CPR_NAME_MAX + 1];
-	unsigned int i;
 
-	rec[0] = dv->vs->table_size;
-	rec[1] = dv->vs->nr;
-	for (i = 0; i < dv->vs->nr; i++)
-		rec[2 + i] = dv->vs->v[i].entry;
 	dev_section(sec, sizeof(sec), dv, SET_HELD);
-	CPR_ASSERT_OK(cpr_state_set_section(m->st, sec, rec,
-					    (2 + dv->vs->nr) * sizeof(rec[0])),
-		      "recording the vector set of %s in the state failed",
-		      dv->label);
+	cpr_test_set_record(m->st, sec, dv->vs, dv->label);
 }
 
 /*
@@ -734,38 +726,11 @@ static void record_set(struct vmm *m, struct dev *dv)
  */
 static void check_claimed(struct vmm *m, struct dev *dv)
 {
-	const unsigned long long prev = m->generation - 1;
 	char sec[CPR_NAME_MAX + 1];
-	const __u32 *rec;
-	unsigned int i;
-	size_t len = 0;
-	int pos;
 
 	dev_section(sec, sizeof(sec), dv, SET_HELD);
-	rec = cpr_state_get_section(m->st, sec, &len);
-	CPR_ASSERT_TRUE(rec && len >= 8 && len == (2 + rec[1]) * sizeof(*rec),
-			"the predecessor did not record the vector set of %s",
-			dv->label);
-	for (i = 0; i < rec[1]; i++) {
-		pos = cpr_vectors_find(dv->vs, rec[2 + i]);
-		CPR_ASSERT_LE(0, pos,
-			      "%s %s %s %u, one of the %u VM #%llu used, was not claimed for VM #%llu",
-			      dv->label, irq_name(dv), vec_word(dv), rec[2 + i],
-			      rec[1], prev, prev + 1);
-		CPR_ASSERT_TRUE(dv->vs->v[pos].kvm_fd >= 0 &&
-				dv->vs->v[pos].interrupt_fd >= 0,
-				"%s %s %s %u was claimed for VM #%llu without its eventfds",
-				dv->label, irq_name(dv), vec_word(dv),
-				rec[2 + i], prev + 1);
-	}
-	CPR_ASSERT_EQ(rec[1], dv->vs->nr,
-		      "the claim of %s for VM #%llu holds %u %s vectors, VM #%llu used %u: it made up entries",
-		      dv->label, prev + 1, dv->vs->nr, irq_name(dv), prev,
-		      rec[1]);
-	CPR_ASSERT_EQ(rec[0], dv->vs->table_size,
-		      "the claim of %s for VM #%llu says the %s table has %u entries, VM #%llu had %u",
-		      dv->label, prev + 1, irq_name(dv), dv->vs->table_size,
-		      prev, rec[0]);
+	cpr_test_set_check_claim(m->st, sec, dv->vs, dv->label, irq_name(dv),
+				 vec_word(dv), m->generation - 1);
 }
 
 /*
