@@ -52,6 +52,7 @@
 #include "kselftest_harness.h"
 #include "cpr_assert.h"
 #include "cpr_mdev_renew.h"
+#include "cpr_msix_take.h"
 #include "cpr_test_util.h"
 #include "cpr_vector_set.h"
 #include "vfio_cpr/fd.h"
@@ -86,11 +87,6 @@
 #define KVM_VFIO_RELEASED	"_kvm_vfio_released_ns"
 /* The helper's operation: probe through the vfio_cpr_mdev instance. */
 #define OP_MDEV_PROBE	1
-/*
- * MSI-X entries the tests use when the kernel has no room for a vector per
- * table entry: 0, 1, the rest spread over the table, its last entry.
- */
-#define SPARSE_ENTRIES	24
 /* The predecessor's vector set, which the successor must claim exactly. */
 #define SET_HELD	"_test_vectors"
 /* The entry the successor adds in successor_enables_a_new_vector. */
@@ -611,24 +607,6 @@ static int open_device(struct gen *g)
 	return ret ? cpr_vfio_open_iface(g->st, g->name, g->iface, &g->d) : 0;
 }
 
-/* "0-1, 94, 187, 2047": the @n entries @e, runs shortened. */
-static const char *entries_text(const unsigned int *e, unsigned int n,
-				char *buf, size_t size)
-{
-	unsigned int i, j;
-	size_t used = 0;
-
-	buf[0] = '\0';
-	for (i = 0; i < n && used < size; i = j) {
-		for (j = i + 1; j < n && e[j] == e[j - 1] + 1; j++)
-			;
-		used += snprintf(buf + used, size - used, j - i > 1 ?
-				 "%s%u-%u" : "%s%u", i ? ", " : "", e[i],
-				 e[j - 1]);
-	}
-	return buf;
-}
-
 /* The entries @vs holds, in @e (CPR_VECTORS_MAX of them at most). */
 static unsigned int set_entries(const struct cpr_vectors *vs, unsigned int *e)
 {
@@ -637,113 +615,6 @@ static unsigned int set_entries(const struct cpr_vectors *vs, unsigned int *e)
 	for (i = 0; i < vs->nr; i++)
 		e[i] = vs->v[i].entry;
 	return vs->nr;
-}
-
-/*
- * @n entries spread over a table of @table: all of them if @n is the
- * table size, else 0, 1, the rest at even steps, and the last entry.
- */
-static void spread_entries(unsigned int table, unsigned int n, unsigned int *e)
-{
-	unsigned int k;
-
-	for (k = 0; k < n; k++)
-		e[k] = n == table ? k : !k ? 0 : k + 1 == n ? table - 1 :
-		       k == 1 ? 1 : 1 + (table - 2) * (k - 1) / (n - 2);
-}
-
-/*
- * Enable MSI-X for @n @entries (NULL: 0 .. @n - 1) into g->vs; -ENOSPC
- * (the kernel has no room) is returned quietly, anything else fails.
- */
-static int try_msix(struct gen *g, const unsigned int *entries, unsigned int n)
-{
-	int ret;
-
-	cpr_log_set_quiet(true);
-	ret = cpr_vfio_enable_msix(g->d, entries, n, &g->vs);
-	cpr_log_set_quiet(false);
-	if (ret != -ENOSPC)
-		CPR_ASSERT_OK(ret, "enabling %u of the %u MSI-X entries failed: %s",
-			      n, cpr_vfio_irq_count(g->d, g->index),
-			      cpr_last_error());
-	return ret;
-}
-
-/* Without dynamic MSI-X: the most entries 0 .. n - 1 the kernel grants. */
-static unsigned int widest_prefix(struct gen *g, unsigned int table)
-{
-	unsigned int lo = 0, hi = table, mid;
-
-	while (hi - lo > 1) {
-		mid = lo + (hi - lo) / 2;
-		if (try_msix(g, NULL, mid)) {
-			hi = mid;
-			continue;
-		}
-		lo = mid;
-		CPR_ASSERT_OK(cpr_vfio_irq_disable(g->d, g->index),
-			      "disabling MSI-X after trying %u entries failed",
-			      mid);
-		cpr_vectors_free(g->vs, true);
-		g->vs = NULL;
-	}
-	CPR_ASSERT_LT(0, lo,
-		      "%s cannot get one MSI-X vector from the kernel: %s",
-		      g->label, cpr_last_error());
-	CPR_ASSERT_OK(try_msix(g, NULL, lo),
-		      "enabling MSI-X entries 0-%u, granted a moment ago, failed",
-		      lo - 1);
-	return lo;
-}
-
-/*
- * MSI-X as the tests use it: every entry of the table if the kernel has
- * room for a host vector each; else (ENOSPC, said in a '# ' line) a
- * sparse set spread over the whole table - enabled with its first run of
- * entries and grown by the others where the kernel has dynamic MSI-X, in
- * one allocation of the whole table where it has not - or, if even that
- * is refused, the widest prefix the kernel grants.
- */
-static void take_msix(struct gen *g, unsigned int table)
-{
-	const bool grow = cpr_vfio_msix_can_grow(g->d);
-	unsigned int e[SPARSE_ENTRIES], n;
-	char list[256];
-	int ret;
-
-	if (!try_msix(g, NULL, table))
-		return;
-	printf("# %s: MSI-X: enabling all %u entries was refused: %s\n",
-	       g->label, table, cpr_last_error());
-	CPR_ASSERT_LT(1, table,
-		      "%s cannot get one MSI-X vector from the kernel: %s",
-		      g->label, cpr_last_error());
-	n = table - 1 < SPARSE_ENTRIES ? table - 1 : SPARSE_ENTRIES;
-	do {
-		spread_entries(table, n, e);
-		ret = try_msix(g, e, n);
-		/* Fewer vectors help only where each entry is its own. */
-	} while (ret && grow && (n /= 2));
-	if (!ret && grow) {
-		fprintf(stdout,
-			"# %s: MSI-X: going on with %u of the %u entries, spread over the table: %s (dynamic MSI-X: enabled with the first run, grown by the others)\n",
-			g->label, n, table, entries_text(e, n, list, sizeof(list)));
-		return;
-	}
-	if (!ret) {
-		fprintf(stdout,
-			"# %s: MSI-X: going on with %u of the %u entries, spread over the table: %s (no dynamic MSI-X, VFIO_IRQ_INFO_NORESIZE: the whole table allocated at once, host vectors only for the entries given eventfds)\n",
-			g->label, n, table, entries_text(e, n, list, sizeof(list)));
-		return;
-	}
-	CPR_ASSERT_FALSE(grow,
-			 "%s cannot get one MSI-X vector from the kernel: %s",
-			 g->label, cpr_last_error());
-	n = widest_prefix(g, table);
-	fprintf(stdout,
-		"# %s: MSI-X: the kernel refused the whole table for entries spread over it too (no dynamic MSI-X: VFIO_IRQ_INFO_NORESIZE); going on with the widest prefix it grants, entries 0 to %u\n",
-		g->label, n - 1);
 }
 
 /* What FIXTURE_SETUP skips with, in g->skip. */
@@ -812,7 +683,7 @@ static const char *take_device(struct gen *g, unsigned int index,
 		intx_attach(g);
 	} else {
 		if (index == VFIO_PCI_MSIX_IRQ_INDEX)
-			take_msix(g, count);
+			cpr_test_take_msix(g->d, g->label, count, &g->vs);
 		else
 			CPR_ASSERT_OK(cpr_vfio_enable_msi(g->d, index, count,
 							  &g->vs),
@@ -921,7 +792,7 @@ static void check_claimed(struct gen *g)
 	printf("# %s %s generation %llu: claimed %u of %u %s: %s\n",
 	       g->label, irq_name(g), prev + 1, nr, g->vs->table_size,
 	       g->index == VFIO_PCI_MSIX_IRQ_INDEX ? "table entries" : "vectors",
-	       entries_text(e, nr, list, sizeof(list)));
+	       cpr_test_entries_text(e, nr, list, sizeof(list)));
 }
 
 /*

@@ -47,6 +47,7 @@
 #include "kselftest_harness.h"
 #include "cpr_assert.h"
 #include "cpr_mdev_renew.h"
+#include "cpr_msix_take.h"
 #include "cpr_test_util.h"
 #include "cpr_vector_set.h"
 #include "vfio_cpr/handoff.h"
@@ -358,31 +359,6 @@ static int open_device(struct vmm *m, struct dev *dv)
 	return ret ? cpr_vfio_open_iface(m->st, dv->name, m->iface, &dv->d) : 0;
 }
 
-/*
- * MSI-X: every entry of the table if the kernel has room for a host vector
- * each, else the widest prefix it grants (halving), said in a '# ' line.
- */
-static void take_msix(struct dev *dv, unsigned int table)
-{
-	unsigned int n = table;
-	int ret;
-
-	for (;;) {
-		cpr_log_set_quiet(true);
-		ret = cpr_vfio_enable_msix(dv->d, NULL, n, &dv->vs);
-		cpr_log_set_quiet(false);
-		if (ret != -ENOSPC || n == 1)
-			break;
-		n /= 2;
-	}
-	CPR_ASSERT_OK(ret, "enabling %u of the %u MSI-X entries of %s failed: %s",
-		      n, table, dv->label, cpr_last_error());
-	if (n < table)
-		fprintf(stdout,
-			"# %s: MSI-X: the kernel has no room for all %u entries: going on with entries 0-%u\n",
-			dv->label, table, n - 1);
-}
-
 /* The device's richest IRQ type, enabled: 0, or -ENODEV if it has none. */
 static int enable_irq(struct dev *dv)
 {
@@ -391,7 +367,7 @@ static int enable_irq(struct dev *dv)
 	count = cpr_vfio_irq_count(dv->d, VFIO_PCI_MSIX_IRQ_INDEX);
 	if (count) {
 		dv->index = VFIO_PCI_MSIX_IRQ_INDEX;
-		take_msix(dv, count);
+		cpr_test_take_msix(dv->d, dv->label, count, &dv->vs);
 		return 0;
 	}
 	count = cpr_vfio_irq_count(dv->d, VFIO_PCI_MSI_IRQ_INDEX);
