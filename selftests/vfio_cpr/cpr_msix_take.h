@@ -17,31 +17,13 @@
 #include <linux/vfio.h>
 
 #include "cpr_assert.h"
+#include "cpr_vector_set.h"
 #include "vfio_cpr/log.h"
 #include "vfio_cpr/vectors.h"
 #include "vfio_cpr/vfio.h"
 
 /* The most entries of a sparse set: a table of 2048 gets 24. */
 #define CPR_TEST_SPARSE_ENTRIES	24
-
-/* "0-1, 94, 187, 2047": the @n entries @e, runs shortened. */
-static inline const char *cpr_test_entries_text(const unsigned int *e,
-						unsigned int n, char *buf,
-						size_t size)
-{
-	unsigned int i, j;
-	size_t used = 0;
-
-	buf[0] = '\0';
-	for (i = 0; i < n && used < size; i = j) {
-		for (j = i + 1; j < n && e[j] == e[j - 1] + 1; j++)
-			;
-		used += snprintf(buf + used, size - used, j - i > 1 ?
-				 "%s%u-%u" : "%s%u", i ? ", " : "", e[i],
-				 e[j - 1]);
-	}
-	return buf;
-}
 
 /*
  * @n entries spread over a table of @table: all of them if @n is the

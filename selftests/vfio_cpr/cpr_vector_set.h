@@ -8,11 +8,33 @@
 #ifndef VFIO_CPR_VECTOR_SET_H
 #define VFIO_CPR_VECTOR_SET_H
 
+#include <stdio.h>
+#include <string.h>
+
 #include <linux/types.h>
 
 #include "cpr_assert.h"
 #include "vfio_cpr/state.h"
 #include "vfio_cpr/vectors.h"
+
+/* "0-1, 94, 187, 2047": the @n entries @e, runs shortened. */
+static inline const char *cpr_test_entries_text(const unsigned int *e,
+						unsigned int n, char *buf,
+						size_t size)
+{
+	unsigned int i, j;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && used < size; i = j) {
+		for (j = i + 1; j < n && e[j] == e[j - 1] + 1; j++)
+			;
+		used += snprintf(buf + used, size - used, j - i > 1 ?
+				 "%s%u-%u" : "%s%u", i ? ", " : "", e[i],
+				 e[j - 1]);
+	}
+	return buf;
+}
 
 /* Record @vs under @sec in @st; @label names the device. */
 static inline void cpr_test_set_record(struct cpr_state *st, const char *sec,
@@ -35,8 +57,9 @@ static inline void cpr_test_set_record(struct cpr_state *st, const char *sec,
 /*
  * The successor's claim @vs for VM #@prev + 1: exactly the entries VM
  * #@prev used as recorded under @sec, each with the eventfds saved under
- * that entry, and the same table size.  @label names the device, @irq its
- * IRQ type, @word what an entry is called ("entry", "vector").
+ * that entry, and the same table size; then a '# ' line lists them.
+ * @label names the device, @irq its IRQ type, @word what an entry is
+ * called ("entry", "vector").
  */
 static inline void cpr_test_set_check_claim(struct cpr_state *st,
 					    const char *sec,
@@ -46,6 +69,7 @@ static inline void cpr_test_set_check_claim(struct cpr_state *st,
 					    unsigned long long prev)
 {
 	const __u32 *rec;
+	char list[1024];
 	unsigned int i;
 	size_t len = 0;
 	int pos;
@@ -71,6 +95,10 @@ static inline void cpr_test_set_check_claim(struct cpr_state *st,
 	CPR_ASSERT_EQ(rec[0], vs->table_size,
 		      "the claim of %s for VM #%llu says the %s table has %u entries, VM #%llu had %u",
 		      label, prev + 1, irq, vs->table_size, prev, rec[0]);
+	printf("# %s %s generation %llu: claimed %u of %u %s: %s\n",
+	       label, irq, prev + 1, vs->nr, vs->table_size,
+	       strcmp(word, "entry") ? "vectors" : "table entries",
+	       cpr_test_entries_text(rec + 2, rec[1], list, sizeof(list)));
 }
 
 #endif /* VFIO_CPR_VECTOR_SET_H */
