@@ -73,13 +73,28 @@ static unsigned int nr_vectors(const struct vc_vmm *m)
 	return n;
 }
 
+/* The fewest and most KVM_SET_GSI_ROUTING calls of an attach, all generations. */
+static void routing_commits(const struct vc_vmm *m, unsigned int *min,
+			    unsigned int *max)
+{
+	unsigned int g, c;
+
+	*min = *max = m->sh->gen[0].routing_commits;
+	for (g = 1; g <= m->generation; g++) {
+		c = m->sh->gen[g].routing_commits;
+		*min = c < *min ? c : *min;
+		*max = c > *max ? c : *max;
+	}
+}
+
 static void report_json(const struct vc_vmm *m, bool passed, FILE *f)
 {
 	const struct vc_shared *sh = m->sh;
 	const struct vc_gen *first = &sh->gen[0], *last = &sh->gen[m->generation];
 	struct stats s = blackout_stats(m);
-	unsigned int i, g;
+	unsigned int i, g, cmin, cmax;
 
+	routing_commits(m, &cmin, &cmax);
 	fprintf(f, "{\"result\":\"%s\",\"generations\":%llu,\"devices\":[",
 		passed ? "pass" : "fail", (unsigned long long)m->generation);
 	for (i = 0; i < m->o->nr_devices; i++)
@@ -95,6 +110,7 @@ static void report_json(const struct vc_vmm *m, bool passed, FILE *f)
 		s.min, s.median, s.max);
 	fprintf(f, "\"open_fds\":{\"first\":%u,\"last\":%u},\"rss_kb\":{\"first\":%u,\"last\":%u},",
 		first->open_fds, last->open_fds, first->rss_kb, last->rss_kb);
+	fprintf(f, "\"routing_commits\":{\"min\":%u,\"max\":%u},", cmin, cmax);
 	fprintf(f, "\"load_error\":");
 	if (sh->load_failed) {
 		const char *p;
@@ -133,9 +149,10 @@ void vc_report(const struct vc_vmm *m, bool passed, FILE *f)
 	s = blackout_stats(m);
 	if (m->generation <= 20)
 		for (g = 1; g <= m->generation; g++)
-			fprintf(f, "# generation %u: blackout %.3f ms, %u open fds, RSS %u kB\n",
+			fprintf(f,
+				"# generation %u: blackout %.3f ms, %u open fds, RSS %u kB, %u routing commit(s)\n",
 				g, blackout_ms(&sh->gen[g]), sh->gen[g].open_fds,
-				sh->gen[g].rss_kb);
+				sh->gen[g].rss_kb, sh->gen[g].routing_commits);
 	fprintf(f, "vfio-cpr: %llu generations, %s%s, %s, %u vectors\n",
 		(unsigned long long)m->generation,
 		m->o->nr_devices ? "devices " : "no device (eventfds)",

@@ -219,6 +219,26 @@ static int vm_setup(struct vc_vmm *m)
 	return 0;
 }
 
+/*
+ * Every device's MSI/MSI-X vectors into m->vm with one KVM_SET_GSI_ROUTING,
+ * as a VMM attaches its devices (INTx goes pin by pin: intx_attach()).
+ * How many commits it took is kept for the report.
+ */
+static int attach_sets(struct vc_vmm *m)
+{
+	struct cpr_vectors *vss[VC_MAX_DEVICES];
+	const unsigned int before = cpr_vm_routing_commits(m->vm);
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < m->nr_dev; i++)
+		vss[i] = m->dev[i].vs;
+	ret = cpr_vectors_attach_sets(m->vm, vss, m->nr_dev);
+	m->sh->gen[m->generation].routing_commits =
+		cpr_vm_routing_commits(m->vm) - before;
+	return ret;
+}
+
 /* Generation 0: open, enable, route; the list of targets for the load. */
 static int first_setup(struct vc_vmm *m)
 {
@@ -262,11 +282,14 @@ static int first_setup(struct vc_vmm *m)
 	}
 
 	ret = vm_setup(m);
+	if (!ret && o->irq_index != VFIO_PCI_INTX_IRQ_INDEX)
+		ret = attach_sets(m);
 	for (i = 0; !ret && i < m->nr_dev; i++) {
 		struct vc_dev *vd = &m->dev[i];
 		const struct cpr_vfio_driver *drv = vd->vdev ? vd->vdev->drv : NULL;
 
-		ret = vd->intx ? intx_attach(m, i) : cpr_vectors_attach(vd->vs, m->vm);
+		if (vd->intx)
+			ret = intx_attach(m, i);
 		if (!ret && drv && drv->setup)
 			ret = drv->setup(vd->vdev, o->irq_index);
 		total += vd->intx ? 1 : vd->vs->nr;
@@ -320,13 +343,15 @@ static int successor_setup(struct vc_vmm *m)
 		if (vd->intx)
 			ret = intx_attach(m, i);
 		else
-			ret = cpr_vectors_claim(m->st, dev_name(m, i), m->vm,
+			ret = cpr_vectors_claim(m->st, dev_name(m, i), NULL,
 						&vd->vs);
 		if (!ret && vd->vdev && vd->vdev->setup_ioctls)
 			ret = cpr_err(-EPROTO,
 				      "%s: the successor sent %u setup ioctls to the device while taking it over",
 				      dev_name(m, i), vd->vdev->setup_ioctls);
 	}
+	if (!ret && o->irq_index != VFIO_PCI_INTX_IRQ_INDEX)
+		ret = attach_sets(m);
 	return ret;
 }
 

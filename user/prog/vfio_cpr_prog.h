@@ -70,7 +70,7 @@ struct vc_gen {
 	__u64 detached_ns;	/* the predecessor's detach returned */
 	__s32 flight_irr_stop;	/* in the old LAPIC's IRR after the vCPU stop */
 	__s32 flight_evt_detach;	/* its eventfd counting after the detach */
-	__u32 pad;
+	__u32 routing_commits;	/* KVM_SET_GSI_ROUTING calls of its attach */
 };
 
 /*
