@@ -14,7 +14,8 @@
  *
  *   # FAIL <file>:<line>: <context>: <the kernel behaviour that broke>
  *   #   expected <expression as written>, seen <value(s)>
- *   #   <the library's last error, when a library call failed>
+ *   #   <the library's last error, when a library call failed and the
+ *        library, quieted, did not print it above>
  *   #   <errno and its text, when a syscall failed>
  *
  * The message names the behaviour in words ("KVM did not inject the
@@ -79,7 +80,9 @@ cpr_test_fail(const char *file, int line, const char *expect,
 	if (expect)
 		fprintf(stderr, "#   expected %s%s%s\n", expect,
 			seen ? ", seen " : "", seen ? seen : "");
-	if (extra == CPR_FAIL_LIBRARY && cpr_last_error()[0])
+	/* Unless the library printed it already (it was not quieted). */
+	if (extra == CPR_FAIL_LIBRARY && cpr_last_error()[0] &&
+	    !cpr_last_error_printed())
 		fprintf(stderr, "#   library: %s\n", cpr_last_error());
 	if (extra == CPR_FAIL_SYSCALL)
 		fprintf(stderr, "#   errno %d: %s\n", err, strerror(err));

@@ -1510,6 +1510,31 @@ TEST(refusal_reasons_have_names)
 			 "truncated", "the refusal reason CPR_STATE_ETRUNCATED");
 }
 
+/*
+ * A library error wrapped in the next (cpr_err(..., "...: %s",
+ * cpr_last_error())): the inner text intact, errno named once.
+ */
+TEST(a_wrapped_error_keeps_its_text_and_names_errno_once)
+{
+	const char *want =
+		"exec into generation 2: reading the state: Connection reset by peer (errno 104)";
+
+	cpr_log_set_quiet(true);
+	cpr_err(-ECONNRESET, "reading the state");
+	cpr_err(-ECONNRESET, "exec into generation %d: %s", 2,
+		cpr_last_error());
+	cpr_log_set_quiet(false);
+	CPR_ASSERT_TRUE(!strcmp(cpr_last_error(), want),
+			"the library's wrapped error reads \"%s\", not \"%s\"",
+			cpr_last_error(), want);
+	cpr_log_set_quiet(true);
+	cpr_err(-EIO, "re-attaching: %s", "the successor failed");
+	cpr_log_set_quiet(false);
+	CPR_ASSERT_TRUE(!strcmp(cpr_last_error(),
+				"re-attaching: the successor failed: Input/output error (errno 5)"),
+			"an error without errno text got \"%s\"", cpr_last_error());
+}
+
 /* ---- A vector set through the state ---- */
 
 #define VDEV		"0000:00:05.0"

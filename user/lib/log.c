@@ -11,12 +11,23 @@
 #include "vfio_cpr/log.h"
 
 static __thread char last_error[CPR_ERRMSG_MAX];
-static bool log_quiet;
+static __thread bool last_printed;
+static bool log_quiet, errors_quiet;
 static __thread bool thread_quiet;
 
 void cpr_log_set_quiet(bool quiet)
 {
 	log_quiet = quiet;
+}
+
+void cpr_log_set_errors_quiet(bool quiet)
+{
+	errors_quiet = quiet;
+}
+
+bool cpr_last_error_printed(void)
+{
+	return last_printed;
 }
 
 void cpr_log_set_thread_quiet(bool quiet)
@@ -32,10 +43,18 @@ const char *cpr_last_error(void)
 void cpr_clear_error(void)
 {
 	last_error[0] = '\0';
+	last_printed = false;
 }
 
+/*
+ * The message is built apart from last_error: callers wrap the previous
+ * error in the next one (cpr_err(..., "...: %s", cpr_last_error())).  The
+ * errno text is added once: not again when a wrapped message ends with it.
+ */
 int cpr_err(int err, const char *fmt, ...)
 {
+	char msg[CPR_ERRMSG_MAX], tail[64];
+	size_t len, tlen;
 	va_list ap;
 	int n;
 
@@ -45,15 +64,19 @@ int cpr_err(int err, const char *fmt, ...)
 		err = EIO;
 
 	va_start(ap, fmt);
-	n = vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		n = 0;
-	if ((size_t)n < sizeof(last_error))
-		snprintf(last_error + n, sizeof(last_error) - n, ": %s (errno %d)",
-			 strerror(err), err);
+		msg[0] = '\0';
+	len = strlen(msg);
+	tlen = snprintf(tail, sizeof(tail), "(errno %d)", err);
+	if (len < tlen || strcmp(msg + len - tlen, tail))
+		snprintf(msg + len, sizeof(msg) - len, ": %s %s", strerror(err),
+			 tail);
+	memcpy(last_error, msg, sizeof(last_error));
 
-	if (!log_quiet && !thread_quiet)
+	last_printed = !log_quiet && !thread_quiet && !errors_quiet;
+	if (last_printed)
 		fprintf(stderr, "vfio_cpr: %s\n", last_error);
 	return -err;
 }

@@ -3,9 +3,12 @@
  * Error reporting for the vfio_cpr library.
  *
  * Every failing call in the library goes through cpr_err(): it formats what
- * was being done and on which object, appends the errno text, keeps the
- * message for cpr_last_error() and prints it on stderr (unless quiet), then
- * returns -errno so that the caller can simply "return cpr_err(...)".
+ * was being done and on which object, appends the errno text (once: not
+ * again after a wrapped message that ends with it), keeps the message for
+ * cpr_last_error() and prints it on stderr (unless quiet), then returns
+ * -errno so that the caller can simply "return cpr_err(...)".  A caller
+ * that prints failures itself makes the library quiet about them, so that
+ * nothing is read twice.
  */
 #ifndef VFIO_CPR_LOG_H
 #define VFIO_CPR_LOG_H
@@ -30,8 +33,15 @@ void cpr_info(const char *fmt, ...) __printf(1, 2);
 const char *cpr_last_error(void);
 void cpr_clear_error(void);
 
-/* Stop printing errors on stderr (they are still recorded). */
+/* Stop printing errors and info lines on stderr (errors are still recorded). */
 void cpr_log_set_quiet(bool quiet);
+/*
+ * Stop printing errors only, for a caller that prints each failure itself
+ * (cpr_last_error()); info lines still print.
+ */
+void cpr_log_set_errors_quiet(bool quiet);
+/* Whether cpr_err() printed the last error on stderr when it recorded it. */
+bool cpr_last_error_printed(void);
 /* The same for the calling thread only (e.g. one that polls with timeouts). */
 void cpr_log_set_thread_quiet(bool quiet);
 
