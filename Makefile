@@ -63,7 +63,7 @@ check-prog: setup
 	$(TOP)/scripts/check-prog.sh $(PROG_GENERATIONS)
 
 check-vm-prog: setup
-	$(TOP)/scripts/run-vm-prog.sh
+	$(TOP)/scripts/run-vm-prog.sh $(WIDE_MSIX)
 
 # The blackout benchmark (not a test): the library's exec handoff, the bare
 # floor and a naive successor at 1, 64, 512 and 2048 vectors; table, CSV

@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -239,6 +240,34 @@ static int attach_sets(struct vc_vmm *m)
 	return ret;
 }
 
+/*
+ * MSI or MSI-X vectors 0 .. n - 1 of device @i (--vectors, else all it
+ * has).  A host does not give a device a vector per table entry: where
+ * the kernel has no room for all (ENOSPC) and --vectors was not given,
+ * fewer - halving - as a VMM enables only what its guest uses; said on
+ * stderr.
+ */
+static int enable_msi(struct vc_vmm *m, unsigned int i, unsigned int n)
+{
+	struct vc_dev *vd = &m->dev[i];
+	const unsigned int all = n;
+	int ret;
+
+	if (m->o->vectors)
+		return cpr_vfio_enable_msi(vd->vdev, m->o->irq_index,
+					   m->o->vectors < n ? m->o->vectors : n,
+					   &vd->vs);
+	while ((ret = cpr_vfio_enable_msi(vd->vdev, m->o->irq_index, n,
+					  &vd->vs)) == -ENOSPC && n > 1)
+		n /= 2;
+	if (!ret && n < all)
+		fprintf(stderr,
+			"vfio-cpr: %s: the kernel has no room for all %u %s vectors: using the first %u (--vectors chooses)\n",
+			m->o->devices[i], all, cpr_vfio_irq_name(m->o->irq_index),
+			n);
+	return ret;
+}
+
 /* Generation 0: open, enable, route; the list of targets for the load. */
 static int first_setup(struct vc_vmm *m)
 {
@@ -272,10 +301,7 @@ static int first_setup(struct vc_vmm *m)
 			vd->intx = true;
 			ret = cpr_vfio_enable_intx(vd->vdev);
 		} else {
-			if (o->vectors && o->vectors < n)
-				n = o->vectors;
-			ret = cpr_vfio_enable_msi(vd->vdev, o->irq_index, n,
-						  &vd->vs);
+			ret = enable_msi(m, i, n);
 		}
 		if (ret)
 			return ret;
@@ -506,8 +532,10 @@ static int last_generation(struct vc_vmm *m, struct vcpu_ctl *vcpu)
 	while (!__atomic_load_n(&sh->load_done, __ATOMIC_ACQUIRE) &&
 	       cpr_now_ns() < end)
 		usleep(1000);
-	if (vcpu_stop(vcpu))
+	if (vcpu_stop(vcpu)) {
+		fprintf(stderr, "vfio-cpr: %s\n", cpr_last_error());
 		passed = false;
+	}
 	if (!sh->load_done) {
 		fprintf(stderr, "vfio-cpr: the load process did not end within %u ms of the stop\n",
 			m->o->timeout_ms + 2000);
@@ -654,12 +682,29 @@ static int serve(struct vc_vmm *m, char **argv)
 	return ret;
 }
 
+/*
+ * Two eventfds a vector: a wide MSI-X table needs more fds than the usual
+ * soft limit of 1024.  As a VMM does, take the hard limit (the successors
+ * inherit it).
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int vc_run(struct vc_opts *o, char **argv)
 {
 	struct cpr_resume_info info;
 	struct vc_vmm m = { .o = o, .sh_fd = -1, .load_pid = -1 };
 	int ret;
 
+	/* Each failure is printed once, below, with its generation. */
+	cpr_log_set_errors_quiet(true);
 	ret = cpr_resume(&info);
 	if (ret < 0) {
 		fprintf(stderr, "vfio-cpr: taking over the handed-off state failed: %s\n",
@@ -682,6 +727,7 @@ int vc_run(struct vc_opts *o, char **argv)
 				strerror(errno));
 			return VC_EXIT_ENV;
 		}
+		raise_nofile();
 		m.st = cpr_state_new();
 		if (!m.st)
 			return VC_EXIT_SETUP;
@@ -694,6 +740,7 @@ int vc_run(struct vc_opts *o, char **argv)
 	if (!ret)
 		ret = serve(&m, argv);
 	if (ret == VC_NOT_APPLICABLE) {
+		fprintf(stderr, "vfio-cpr: %s\n", cpr_last_error());
 		stop_load(&m);
 		return VC_EXIT_ENV;
 	}
