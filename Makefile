@@ -40,8 +40,8 @@ selftests: $(KSFT_DIR)/lib.mk
 selftests-llvm: $(KSFT_DIR)/lib.mk
 	$(KSFT_MAKE) OUTPUT=$(BUILD)/selftests-llvm LLVM=1
 
-# The main job: the host tier, then the VM tier (edu, e1000e, mtty in a
-# QEMU guest); both run even if the first fails, then a summary of both.
+# The main job: the host tier, then the VM tier (edu, e1000e, nvme, mtty
+# in a QEMU guest); both run even if the first fails, then a summary of both.
 run: setup selftests
 	@bash -c 'set -o pipefail; rc=0; \
 	$(TOP)/scripts/run-host-tier.sh $(BUILD)/selftests | \
@@ -56,8 +56,9 @@ check-host: selftests
 	$(TOP)/scripts/run-host-tier.sh $(BUILD)/selftests
 
 # The reference program: on the host (100 handoffs under ping-pong load,
-# inspect, install), and in the VM on edu, e1000e and mtty (5 handoffs per
-# device and IRQ type).
+# inspect, install), and in the VM on edu, e1000e, nvme, mtty and the
+# 2048-entry device (5 handoffs per device and IRQ type, then all PCI
+# devices of an IRQ type at once, one routing commit per generation).
 PROG_GENERATIONS ?= 100
 check-prog: setup
 	$(TOP)/scripts/check-prog.sh $(PROG_GENERATIONS)
