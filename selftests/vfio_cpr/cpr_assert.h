@@ -23,8 +23,9 @@
  * assigned in VM #1"); the context (cpr_test_context()) names the device
  * by address and model, the IRQ type and the handoff mode.  errno is
  * printed only by the checks of syscalls (CPR_ASSERT_SYS), the library's
- * error only by the checks of library calls (CPR_ASSERT_OK), so that
- * nothing stale and nothing twice reaches the reader.
+ * error only by the checks of library calls (CPR_ASSERT_OK,
+ * CPR_ASSERT_RET_OK), so that nothing stale and nothing twice reaches the
+ * reader.
  */
 #ifndef VFIO_CPR_ASSERT_H
 #define VFIO_CPR_ASSERT_H
@@ -141,6 +142,22 @@ cpr_test_fail(const char *file, int line, const char *expect,
 		break;							\
 	snprintf(__seen, sizeof(__seen), "%d", __ret);			\
 	cpr_test_fail(__FILE__, __LINE__, #call " == 0", __seen,	\
+		      CPR_FAIL_LIBRARY, fmt, ##__VA_ARGS__);		\
+} while (0)
+
+/*
+ * The same for @ret, what a library call made just before returned (the
+ * caller had to look at it first, e.g. for -ENOENT): its error is not
+ * cleared, so that it is still there to print.
+ */
+#define CPR_ASSERT_RET_OK(ret, fmt, ...) do {				\
+	int __ret = (ret);						\
+	char __seen[32];						\
+									\
+	if (!__ret)							\
+		break;							\
+	snprintf(__seen, sizeof(__seen), "%d", __ret);			\
+	cpr_test_fail(__FILE__, __LINE__, #ret " == 0", __seen,	\
 		      CPR_FAIL_LIBRARY, fmt, ##__VA_ARGS__);		\
 } while (0)
 

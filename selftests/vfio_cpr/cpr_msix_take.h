@@ -58,9 +58,9 @@ static inline int cpr_test_try_msix(struct cpr_vfio_dev *d, const char *label,
 	ret = cpr_vfio_enable_msix(d, entries, n, vs);
 	cpr_log_set_quiet(false);
 	if (ret != -ENOSPC)
-		CPR_ASSERT_OK(ret, "enabling %u of the %u MSI-X entries of %s failed: %s",
-			      n, cpr_vfio_irq_count(d, VFIO_PCI_MSIX_IRQ_INDEX),
-			      label, cpr_last_error());
+		CPR_ASSERT_RET_OK(ret, "enabling %u of the %u MSI-X entries of %s failed",
+				  n, cpr_vfio_irq_count(d, VFIO_PCI_MSIX_IRQ_INDEX),
+				  label);
 	return ret;
 }
 

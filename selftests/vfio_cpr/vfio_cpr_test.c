@@ -996,7 +996,7 @@ static void moved_load(struct gen *g)
 	ret = cpr_state_get_u64(g->st, sec, &m);
 	if (ret == -ENOENT)
 		return;
-	CPR_ASSERT_OK(ret, "reading which vector the predecessor moved failed");
+	CPR_ASSERT_RET_OK(ret, "reading which vector the predecessor moved failed");
 	g->moved = true;
 	g->moved_entry = (__u32)m;
 	g->moved_dest = (m >> 32) & 0xff;
