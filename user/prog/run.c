@@ -222,8 +222,8 @@ static int vm_setup(struct vc_vmm *m)
 
 /*
  * Every device's MSI/MSI-X vectors into m->vm with one KVM_SET_GSI_ROUTING,
- * as a VMM attaches its devices (INTx goes pin by pin: intx_attach()).
- * How many commits it took is kept for the report.
+ * as a VMM attaches its devices (INTx goes pin by pin: intx_attach(), and
+ * nothing here).  How many commits it took is kept for the report.
  */
 static int attach_sets(struct vc_vmm *m)
 {
@@ -232,6 +232,8 @@ static int attach_sets(struct vc_vmm *m)
 	unsigned int i;
 	int ret;
 
+	if (m->o->irq_index == VFIO_PCI_INTX_IRQ_INDEX)
+		return 0;
 	for (i = 0; i < m->nr_dev; i++)
 		vss[i] = m->dev[i].vs;
 	ret = cpr_vectors_attach_sets(m->vm, vss, m->nr_dev);
@@ -308,7 +310,7 @@ static int first_setup(struct vc_vmm *m)
 	}
 
 	ret = vm_setup(m);
-	if (!ret && o->irq_index != VFIO_PCI_INTX_IRQ_INDEX)
+	if (!ret)
 		ret = attach_sets(m);
 	for (i = 0; !ret && i < m->nr_dev; i++) {
 		struct vc_dev *vd = &m->dev[i];
@@ -376,9 +378,7 @@ static int successor_setup(struct vc_vmm *m)
 				      "%s: the successor sent %u setup ioctls to the device while taking it over",
 				      dev_name(m, i), vd->vdev->setup_ioctls);
 	}
-	if (!ret && o->irq_index != VFIO_PCI_INTX_IRQ_INDEX)
-		ret = attach_sets(m);
-	return ret;
+	return ret ? ret : attach_sets(m);
 }
 
 /* ---- The shared page ---- */
